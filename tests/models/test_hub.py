@@ -1,0 +1,197 @@
+"""Downloads against a hub look-alike on 127.0.0.1 serving the bundled SmolLM2 GGUF file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.fake_hub import COMMIT, FakeHub
+from workbench.models import hub
+from workbench.models.gguf_info import read_model_info
+from workbench.models.registry import smollm_path
+
+REPO = "acme/SmolLM2-135M-Instruct-GGUF"
+FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
+SPLIT_REPO = "acme/split-GGUF"
+SPLIT_BYTES = os.urandom(3 << 20)
+
+
+@pytest.fixture(scope="module")
+def source() -> Path:
+    p = smollm_path()
+    if p is None:
+        pytest.skip("bundled SmolLM2 model not installed (make models)")
+    return p
+
+
+@pytest.fixture()
+def fake_hub(source: Path) -> Iterator[FakeHub]:
+    fh = FakeHub()
+    fh.add(REPO, FILE, source)
+    fh.add(REPO, "mmproj-F16.gguf", b"projector, not a model")
+    half = len(SPLIT_BYTES) // 2
+    fh.add(SPLIT_REPO, "Q8_0/m-Q8_0-00001-of-00002.gguf", SPLIT_BYTES[:half])
+    fh.add(SPLIT_REPO, "Q8_0/m-Q8_0-00002-of-00002.gguf", SPLIT_BYTES[half:])
+    fh.add(SPLIT_REPO, "m-Q2_K-00001-of-00002.gguf", b"orphan part")
+    with fh:
+        yield fh
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pull_puts_a_verified_file_in_the_hub_cache(
+    fake_hub: FakeHub, source: Path, tmp_path: Path
+) -> None:
+    r = hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    storage = tmp_path / "models--acme--SmolLM2-135M-Instruct-GGUF"
+    assert r.path == storage / "snapshots" / COMMIT / FILE
+    assert r.path.is_symlink()  # the hub cache layout: snapshot link -> content-addressed blob
+    assert r.path.resolve().parent == storage / "blobs"
+    assert (storage / "refs" / "main").read_text() == COMMIT
+    assert r.files[0].sha256 == _sha(source) == r.path.resolve().name
+    assert r.downloaded_bytes == source.stat().st_size
+    assert read_model_info(r.path).arch == "llama"
+    assert r.name == f"{REPO}:{FILE.removesuffix('.gguf')}"
+
+    before = len(fake_hub.downloads())
+    again = hub.pull(f"{REPO}:{FILE}", endpoint=fake_hub.url, cache_dir=tmp_path)
+    assert again.path == r.path and again.downloaded_bytes == 0
+    assert len(fake_hub.downloads()) == before  # nothing transferred the second time
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(
+    fake_hub: FakeHub, source: Path, tmp_path: Path
+) -> None:
+    size = source.stat().st_size
+    cut = 30 << 20
+    fake_hub.cut_next_get_at = cut  # connection dropped after 30 MiB ...
+    fake_hub.fail_gets_with = 503  # ... and the retry refused: the pull gives up
+    with pytest.raises(hub.HubError, match="run the pull again to resume"):
+        hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    partial = list(tmp_path.rglob("*.incomplete"))
+    assert len(partial) == 1 and partial[0].stat().st_size == cut
+    assert not list(tmp_path.rglob(FILE))
+
+    fake_hub.fail_gets_with = None
+    r = hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    last = fake_hub.downloads()[-1]
+    assert last.range == f"bytes={cut}-" and last.status == 206
+    assert last.sent == size - cut == r.downloaded_bytes
+    assert _sha(r.path) == _sha(source)
+    assert not list(tmp_path.rglob("*.incomplete"))
+
+
+def test_a_download_whose_checksum_does_not_match_is_rejected(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.corrupt.add(FILE)
+    with pytest.raises(hub.ChecksumError, match="does not match"):
+        hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    storage = tmp_path / "models--acme--SmolLM2-135M-Instruct-GGUF"
+    assert not list((storage / "blobs").iterdir())  # neither blob nor partial file kept
+    assert not (storage / "snapshots").exists()
+
+
+def test_offline_pull_is_answered_from_the_cache(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    fake_hub.stop()
+    served = len(fake_hub.log)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = hub.pull(REPO, endpoint=fake_hub.url, cache_dir=tmp_path)  # no quant named
+    assert r.offline and r.path == first.path and r.quant == "Q4_1"
+    with pytest.raises(hub.HubError, match="holds no Q8_0"):
+        hub.pull(f"{REPO}:Q8_0", endpoint=fake_hub.url, cache_dir=tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    # Online but the hub is down (connection refused): the cache still answers.
+    r = hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    assert r.offline and r.path == first.path and "cannot reach" in r.reason
+    assert len(fake_hub.log) == served
+    fake_hub.start()  # the fixture stops it again
+
+
+def test_split_files_are_pulled_whole(fake_hub: FakeHub, tmp_path: Path) -> None:
+    r = hub.pull(f"{SPLIT_REPO}:Q8_0", endpoint=fake_hub.url, cache_dir=tmp_path)
+    assert [f.repo_path for f in r.files] == [
+        "Q8_0/m-Q8_0-00001-of-00002.gguf",
+        "Q8_0/m-Q8_0-00002-of-00002.gguf",
+    ]
+    assert r.path.name == "m-Q8_0-00001-of-00002.gguf"
+    assert r.files[1].local_path.parent == r.path.parent  # llama.cpp finds part 2 beside 1
+    assert r.path.read_bytes() + r.files[1].local_path.read_bytes() == SPLIT_BYTES
+    with pytest.raises(hub.HubError, match="no Q2_K file|lacks"):
+        hub.pull(f"{SPLIT_REPO}:Q2_K", endpoint=fake_hub.url, cache_dir=tmp_path)
+
+
+def test_unknown_repo_and_file_are_clear_errors(fake_hub: FakeHub, tmp_path: Path) -> None:
+    with pytest.raises(hub.HubError, match="not found"):
+        hub.pull("acme/nothing-here", endpoint=fake_hub.url, cache_dir=tmp_path)
+    with pytest.raises(hub.HubError, match="no file 'x.gguf'"):
+        hub.pull(f"{REPO}:x.gguf", endpoint=fake_hub.url, cache_dir=tmp_path)
+
+
+def test_cli_pull_prints_the_path_as_json(fake_hub: FakeHub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path)}
+    env.pop("HF_HUB_OFFLINE", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "pull", f"{SPLIT_REPO}:Q8_0", "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["path"].endswith("m-Q8_0-00001-of-00002.gguf") and Path(doc["path"]).exists()
+    assert doc["quant"] == "Q8_0" and len(doc["files"]) == 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "pull", "not a repo"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "neither a catalog name" in bad.stderr
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_spec_parsing_and_quant_names() -> None:
+    assert hub.parse_spec("gemma-4-e4b") == hub.PullSpec("unsloth/gemma-4-E4B-it-GGUF")
+    assert hub.parse_spec("Gemma-4-E4B:q8_0").quant == "q8_0"
+    assert hub.parse_spec("a/b:dir/f.gguf") == hub.PullSpec("a/b", filename="dir/f.gguf")
+    with pytest.raises(hub.HubError):
+        hub.parse_spec("no-such-model")
+    assert hub.quant_of("gemma-4-31B-it-UD-Q4_K_XL.gguf") == "UD-Q4_K_XL"
+    assert hub.quant_of("BF16/gemma-4-31B-it-BF16-00001-of-00002.gguf") == "BF16"
+    assert hub.quant_of("Qwen3.5-9B-IQ4_XS.gguf") == "IQ4_XS"
+    assert hub.quant_of("SmolLM2-135M-Instruct.Q4_1.gguf") == "Q4_1"
+    assert hub.quant_of("model.gguf") is None
+    families = {e.family for e in hub.CATALOG}
+    assert {"gemma-4", "qwen-3.5", "glm-4"} <= families
+    gemma = {e.name for e in hub.CATALOG if e.family == "gemma-4"}
+    assert {"gemma-4-e2b", "gemma-4-e4b", "gemma-4-26b-a4b", "gemma-4-31b"} <= gemma
+
+
+def _groups(**sizes: int) -> list[hub.GGUFGroup]:
+    files = [hub.RemoteFile(f"m-{q}.gguf", s, None) for q, s in sizes.items()]
+    return hub.group_gguf_files(files)
+
+
+def test_choice_fits_the_memory_budget() -> None:
+    gib = 2**30
+    groups = _groups(Q2_K=3 * gib, Q4_K_M=5 * gib, Q6_K=7 * gib, Q8_0=9 * gib, BF16=16 * gib)
+    assert hub.choose_file(groups, budget_bytes=32 * gib).group.quant == "Q4_K_M"
+    assert hub.choose_file(groups, budget_bytes=5 * gib).group.quant == "Q2_K"
+    assert hub.choose_file(groups, budget_bytes=32 * gib, quant="q8_0").group.quant == "Q8_0"
+    no_q4 = _groups(Q2_K=3 * gib, Q6_K=7 * gib, Q8_0=9 * gib, BF16=16 * gib)
+    assert hub.choose_file(no_q4, budget_bytes=32 * gib).group.quant == "Q8_0"
+    with pytest.raises(hub.HubError, match="nothing fits"):
+        hub.choose_file(groups, budget_bytes=2 * gib)
+    with pytest.raises(hub.HubError, match="no IQ1_S file"):
+        hub.choose_file(groups, quant="IQ1_S", budget_bytes=32 * gib)

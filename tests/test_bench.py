@@ -1,0 +1,209 @@
+"""workbench.bench: the llama-bench method, sweeps, crash isolation, the store."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from workbench.bench import (
+    BENCH_SCHEMA,
+    BenchError,
+    BenchSettings,
+    bench,
+    bench_cases,
+    load_bench,
+    rate_stats,
+)
+
+
+def _smollm() -> Path:
+    from workbench.models.registry import smollm_path
+
+    p = smollm_path()
+    if p is None:
+        pytest.skip("bundled SmolLM2 not installed (make models)")
+    return p
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_rate_stats_is_llama_bench_mean_and_sample_sd() -> None:
+    samples_ns = [1_000_000_000, 500_000_000, 250_000_000]  # 64 tokens each
+    s = rate_stats(samples_ns, 64)
+    assert s.samples_tps == [64.0, 128.0, 256.0]
+    assert s.mean == pytest.approx(448 / 3)
+    # llama-bench's stdev: sqrt(sum(x^2)/(n-1) - mean^2 * n/(n-1)), the sample sd
+    n, xs = 3, s.samples_tps
+    ref = math.sqrt(sum(x * x for x in xs) / (n - 1) - s.mean**2 * n / (n - 1))
+    assert s.sd == pytest.approx(ref)
+    assert s.sd == pytest.approx(statistics.stdev(xs))
+    assert rate_stats([10**9], 8).sd == 0.0
+
+
+def test_settings_take_lists_and_bare_values() -> None:
+    s = BenchSettings(n_threads=[1, 2], flash_attn=False, type_k=["f16", "q8_0"])
+    assert s.n_threads == (1, 2)
+    assert s.flash_attn == (False,)
+    assert hash(s) == hash(
+        BenchSettings(n_threads=(1, 2), flash_attn=[False], type_k=("f16", "q8_0"))
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"type_k": ["q9_9"]}, {"n_threads": [0]}, {"n_batch": []}, {"n_ubatch": [-1]}],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(BenchError):
+        BenchSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_cases_follow_llama_bench_order() -> None:
+    sweep = BenchSettings(n_threads=[1, 2], flash_attn=[False, True], n_gpu_layers=[0, 99])
+    cases = bench_cases(n_prompt=64, n_gen=16, depths=(0, 128), sweep=sweep)
+    assert len(cases) == 2 * 2 * 2 * 2 * 2  # ngl x fa x threads x depth x (pp, tg)
+    # GPU layers outermost (one model load each), then fa, threads, depth, pp before tg
+    assert [c.n_gpu_layers for c in cases[:16]] == [0] * 16
+    assert [(c.test, c.depth) for c in cases[:4]] == [
+        ("pp", 0),
+        ("tg", 0),
+        ("pp", 128),
+        ("tg", 128),
+    ]
+    assert cases[0].n_threads == 1 and cases[4].n_threads == 2
+    assert cases[0].flash_attn is False and cases[8].flash_attn is True
+    assert cases[0].label == "pp64" and cases[3].label == "tg16 @ d128"
+    assert cases[0].n_prompt == 64 and cases[0].n_gen == 0
+    assert cases[1].n_prompt == 0 and cases[1].n_gen == 16
+
+
+def test_ubatch_is_clamped_and_zero_skips_a_test() -> None:
+    cases = bench_cases(n_prompt=0, n_gen=8, sweep=BenchSettings(n_batch=[64], n_ubatch=[512]))
+    assert [c.test for c in cases] == ["tg"]
+    assert cases[0].n_ubatch == 64
+    with pytest.raises(BenchError):
+        bench_cases(n_prompt=0, n_gen=0)
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> None:
+    smol = _smollm()
+    # A real GGUF header with its tensor data cut off: llama.cpp refuses to load it.
+    broken = tmp_path / "broken.gguf"
+    with smol.open("rb") as f:
+        broken.write_bytes(f.read(2_000_000))
+    frame = bench(
+        [str(tmp_path / "missing.gguf"), str(broken), str(smol)],
+        n_prompt=16,
+        n_gen=4,
+        reps=2,
+        sweep=BenchSettings(n_threads=[1]),
+        store=None,
+    )
+    assert frame.columns == list(BENCH_SCHEMA)
+    by_model = {m: g for (m,), g in frame.group_by(["model"])}
+    assert set(by_model) == {"missing", "broken", smol.stem.lower()}
+    assert by_model["missing"]["error"].item()
+    assert by_model["broken"]["error"].is_not_null().all()
+    assert by_model["broken"]["tps_mean"].is_null().all()
+    good = by_model[smol.stem.lower()]
+    assert good["error"].is_null().all()
+    assert sorted(good["test"].to_list()) == ["pp", "tg"]
+    assert (good["tps_mean"] > 0).all()
+    assert good["samples_ns"].list.len().to_list() == [2, 2]
+
+
+@pytest.mark.slow
+def test_depth_sweep_and_store(tmp_path: Path) -> None:
+    smol = _smollm()
+    frame = bench(
+        [str(smol)],
+        n_prompt=32,
+        n_gen=8,
+        depths=(0, 256),
+        reps=2,
+        sweep=BenchSettings(n_threads=[1], type_k=["f16", "q8_0"]),
+        store=tmp_path,
+    )
+    assert frame["error"].is_null().all(), frame["error"].to_list()
+    assert frame.height == 2 * 2 * 2  # type_k x depth x test
+    assert set(frame["type_k"]) == {"f16", "q8_0"}
+    assert set(frame["depth"]) == {0, 256}
+    # each context holds exactly what its test needs (rounded up by llama.cpp)
+    deep = frame.filter((pl.col("depth") == 256) & (pl.col("test") == "pp"))
+    assert (deep["n_ctx"] >= 256 + 32).all()
+    stored = load_bench(tmp_path)
+    assert stored.height == frame.height
+    assert stored.select(list(BENCH_SCHEMA)).schema == frame.schema
+
+
+@pytest.mark.slow
+def test_bundled_models_are_reproducible() -> None:
+    from workbench.models.registry import bundled_models
+
+    refs = bundled_models()
+    if len(refs) < 2:
+        pytest.skip("bundled models not installed (make models)")
+    frame = bench(refs, n_prompt=64, n_gen=32, reps=3, store=None)
+    assert frame["error"].is_null().all(), frame["error"].to_list()
+    assert frame.height == 4
+    assert set(frame["model"]) == {r.name for r in refs}
+    assert (frame["tps_mean"] > 0).all()
+    assert frame["samples_tps"].list.len().to_list() == [3] * 4
+    tg = frame.filter(pl.col("test") == "tg")
+    cv = (tg["tps_sd"] / tg["tps_mean"]).to_list()
+    assert max(cv) < 0.10, f"generation t/s varies too much between repetitions: cv={cv}"
+
+
+def _frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    from workbench.bench import rows_to_bench_frame
+
+    base = {
+        "n_threads": 2,
+        "n_batch": 2048,
+        "n_ubatch": 512,
+        "flash_attn": None,
+        "type_k": "f16",
+        "type_v": "f16",
+        "n_gpu_layers": -1,
+        "tps_sd": 1.0,
+    }
+    return rows_to_bench_frame([{**base, **r} for r in rows])
+
+
+def test_plot_draws_one_line_per_model_and_test_without_errors() -> None:
+    from workbench.plots.bench import sweep_bars, tps_vs_depth
+
+    frame = _frame(
+        [
+            {"model": "a", "test": "pp", "n_prompt": 64, "depth": 0, "tps_mean": 500.0},
+            {"model": "a", "test": "pp", "n_prompt": 64, "depth": 512, "tps_mean": 400.0},
+            {"model": "a", "test": "tg", "n_gen": 32, "depth": 0, "tps_mean": 50.0},
+            {"model": "a", "test": "tg", "n_gen": 32, "depth": 512, "tps_mean": 40.0},
+            {"model": "b", "test": "tg", "n_gen": 32, "depth": 0, "tps_mean": 80.0},
+            {"model": "c", "error": "cannot load", "tps_mean": None},
+        ]
+    )
+    fig = tps_vs_depth(frame)
+    traces = {(t.name, t.xaxis): t for t in fig.data}
+    assert set(traces) == {("a", "x"), ("a", "x2"), ("b", "x2")}  # pp panel, tg panel; no c
+    assert list(traces[("a", "x2")].y) == [50.0, 40.0]
+    assert list(traces[("a", "x2")].x) == [0, 512]
+    assert [t.showlegend for t in fig.data].count(True) == 2  # one legend entry per model
+
+    sweep = _frame(
+        [
+            {"model": "a", "test": "tg", "n_gen": 32, "depth": 0, "tps_mean": 50.0, "n_threads": 1},
+            {"model": "a", "test": "tg", "n_gen": 32, "depth": 0, "tps_mean": 90.0, "n_threads": 2},
+        ]
+    )
+    bars = sweep_bars(sweep)
+    assert list(bars.data[0].x) == ["t=1", "t=2"]
+    assert list(bars.data[0].y) == [50.0, 90.0]

@@ -1,0 +1,237 @@
+"""The child side of :mod:`workbench.bench`: one spawned process benchmarks one model.
+
+The measurement follows llama-bench (``tools/llama-bench/llama-bench.cpp``) step by step:
+
+- one context per test, with ``n_ctx = n_prompt + n_gen + depth``;
+- ``pp``: random tokens (the first one BOS when the vocabulary adds BOS) decoded in
+  batches of ``n_batch`` with only the last logits requested, then one synchronize;
+- ``tg``: one token per ``llama_decode`` (BOS, then random tokens, no sampling), with a
+  synchronize after each;
+- one untimed warm-up (a whole ``pp`` run, or a single ``tg`` token), then ``reps`` timed
+  repetitions, each on a cache cleared with ``llama_memory_clear(mem, false)``;
+- depth: before the timed part of each repetition the cache is filled with ``depth``
+  random tokens; the state after the first fill is saved and restored for the later
+  repetitions (and later tests at the same depth), as llama-bench does.
+
+The one difference left is the CPU thread pool: llama-bench attaches a persistent
+ggml thread pool, which llama-cpp-python does not expose, so every graph runs on ggml's
+default (per-compute) pool, exactly as it does for workbench's own generation.
+
+Messages to the parent (plain tuples on a pipe):
+
+- ``("start", index)`` before test ``index`` is set up (so an abort can be attributed);
+- ``("result", index, figures)`` with ``samples_ns`` and what llama.cpp actually used;
+- ``("fail", index, message)`` for a test that failed without killing the process;
+- ``("done",)`` at the end.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import re
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+_FA_AUTO = re.compile(r"Flash Attention (enabled|not supported)")
+_FA_FORCED = re.compile(r"enabling flash_attn since")
+_ERROR_LINE = re.compile(r"error|failed|invalid", re.IGNORECASE)
+
+
+def _redirect_stderr(log_path: str) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _log_since(log_path: str, offset: int) -> str:
+    sys.stderr.flush()
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class _Runner:
+    """llama-bench's test_prompt / test_gen over the raw llama.cpp API."""
+
+    def __init__(self, lc: Any, model: Any) -> None:
+        self.lc = lc
+        self.model = model
+        vocab = lc.llama_model_get_vocab(model)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(vocab))
+        self.bos = int(lc.llama_vocab_bos(vocab)) if lc.llama_vocab_get_add_bos(vocab) else None
+        # llama-bench uses an unseeded std::rand(); a fixed seed keeps runs comparable.
+        self.rng = random.Random(1)
+
+    def _token(self) -> int:
+        return self.rng.randrange(self.n_vocab)
+
+    def prompt(self, ctx: Any, n_prompt: int, n_batch: int, n_threads: int) -> None:
+        lc = self.lc
+        lc.llama_set_n_threads(ctx, n_threads, n_threads)
+        buf = (lc.llama_token * n_batch)()
+        done = 0
+        while done < n_prompt:
+            n = min(n_prompt - done, n_batch)
+            buf[0] = self.bos if done == 0 and self.bos is not None else self._token()
+            for i in range(1, n):
+                buf[i] = self._token()
+            res = lc.llama_decode(ctx, lc.llama_batch_get_one(buf, n))
+            if res != 0:
+                raise RuntimeError(f"llama_decode failed on a prompt batch (status {res})")
+            done += n
+        lc.llama_synchronize(ctx)
+
+    def gen(self, ctx: Any, n_gen: int, n_threads: int) -> None:
+        lc = self.lc
+        lc.llama_set_n_threads(ctx, n_threads, n_threads)
+        buf = (lc.llama_token * 1)()
+        buf[0] = self.bos if self.bos is not None else self._token()
+        decode, batch_get_one, sync = lc.llama_decode, lc.llama_batch_get_one, lc.llama_synchronize
+        for _ in range(n_gen):
+            # llama_batch_get_one continues from the sequence's last position and asks for
+            # the logits of its token: llama-bench's batch.add(token, pos++, 0, true).
+            res = decode(ctx, batch_get_one(buf, 1))
+            if res != 0:
+                raise RuntimeError(f"llama_decode failed on a generation step (status {res})")
+            sync(ctx)
+            buf[0] = self._token()
+
+
+def _context_params(lc: Any, case: dict[str, Any]) -> Any:
+    cp = lc.llama_context_default_params()
+    cp.n_ctx = case["n_prompt"] + case["n_gen"] + case["depth"]
+    cp.n_batch = case["n_batch"]
+    cp.n_ubatch = case["n_ubatch"]
+    cp.type_k = case["type_k_id"]
+    cp.type_v = case["type_v_id"]
+    fa = case["flash_attn"]
+    cp.flash_attn_type = (
+        lc.LLAMA_FLASH_ATTN_TYPE_AUTO
+        if fa is None
+        else lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        if fa
+        else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    cp.swa_full = False
+    cp.n_threads = case["n_threads"]
+    cp.n_threads_batch = case["n_threads"]
+    return cp
+
+
+def _load_error(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if _ERROR_LINE.search(ln)]
+    return f"cannot load the model: {lines[0]}" if lines else "cannot load the model"
+
+
+def _flash_used(requested: bool | None, log: str) -> bool | None:
+    if _FA_FORCED.search(log):
+        return True
+    hits = _FA_AUTO.findall(log)
+    if hits:
+        return hits[-1] == "enabled"
+    return requested
+
+
+def _run_case(
+    lc: Any,
+    runner: _Runner,
+    case: dict[str, Any],
+    job: dict[str, Any],
+    log_path: str,
+    depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]],
+) -> dict[str, Any]:
+    offset = os.path.getsize(log_path)
+    ctx = lc.llama_init_from_model(runner.model, _context_params(lc, case))
+    if not ctx:
+        raise RuntimeError("llama.cpp could not create a context with these settings")
+    try:
+        log = _log_since(log_path, offset)
+        mem = lc.llama_get_memory(ctx)
+        lc.llama_memory_clear(mem, False)
+        n_prompt, n_gen, depth = case["n_prompt"], case["n_gen"], case["depth"]
+        nb, nt = case["n_batch"], case["n_threads"]
+        if job["warmup"]:
+            if n_prompt > 0:
+                runner.prompt(ctx, n_prompt, nb, nt)
+            if n_gen > 0:
+                runner.gen(ctx, 1, nt)
+        key = (depth, case["type_k_id"], case["type_v_id"], case["n_gpu_layers"])
+        samples: list[int] = []
+        for _ in range(job["reps"]):
+            lc.llama_memory_clear(mem, False)
+            if depth > 0:
+                state = depth_state.get(key)
+                restored = False
+                if state is not None:
+                    restored = lc.llama_state_seq_set_data(ctx, state, len(state), 0) != 0
+                if not restored:
+                    lc.llama_memory_clear(mem, False)
+                    runner.prompt(ctx, depth, nb, nt)
+                    size = lc.llama_state_seq_get_size(ctx, 0)
+                    buf = (ctypes.c_uint8 * size)()
+                    lc.llama_state_seq_get_data(ctx, buf, size, 0)
+                    depth_state[key] = buf
+            t0 = time.perf_counter_ns()
+            if n_prompt > 0:
+                runner.prompt(ctx, n_prompt, nb, nt)
+            if n_gen > 0:
+                runner.gen(ctx, n_gen, nt)
+            samples.append(time.perf_counter_ns() - t0)
+        return {
+            "samples_ns": samples,
+            "n_ctx": int(lc.llama_n_ctx(ctx)),
+            "flash_attn_used": _flash_used(case["flash_attn"], log),
+        }
+    finally:
+        lc.llama_free(ctx)
+
+
+def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
+    """Child entry point: benchmark ``job["path"]`` for every case in ``job["cases"]``."""
+    _redirect_stderr(log_path)
+    import llama_cpp as lc
+
+    lc.llama_backend_init()
+    model = None
+    model_ngl: int | None = None
+    runner: _Runner | None = None
+    depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]] = {}
+    try:
+        for index, case in enumerate(job["cases"]):
+            conn.send(("start", index))
+            try:
+                if model is None or model_ngl != case["n_gpu_layers"]:
+                    # Same model parameters -> same loaded model, as llama-bench keeps it.
+                    if model is not None:
+                        lc.llama_model_free(model)
+                        model = runner = None
+                        depth_state.clear()
+                    mp = lc.llama_model_default_params()
+                    ngl = case["n_gpu_layers"]
+                    mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
+                    offset = os.path.getsize(log_path)
+                    model = lc.llama_model_load_from_file(job["path"].encode("utf-8"), mp)
+                    if not model:
+                        model = None
+                        raise RuntimeError(_load_error(_log_since(log_path, offset)))
+                    model_ngl = ngl
+                    runner = _Runner(lc, model)
+                assert runner is not None
+                figures = _run_case(lc, runner, case, job, log_path, depth_state)
+            except Exception as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                conn.send(("fail", index, msg))
+                continue
+            conn.send(("result", index, figures))
+    finally:
+        if model is not None:
+            lc.llama_model_free(model)
+    conn.send(("done",))

@@ -1,0 +1,464 @@
+"""STUDY.toml: which models a blind study compares, on which prompts, by whom.
+
+A study file is strict TOML: an unknown key, a wrong type or an unknown model is an error
+that names the key, so a typo never silently changes a study. Relative paths are taken
+from the study file's directory. Example (``data/studies/demo.toml``)::
+
+    name = "demo"
+    models = ["gemma-3-270m", "smollm2-135m-instruct"]   # registry names, paths, URLs
+    prompts = ["reasoning", "instruction_following"]     # bundled sets or .jsonl paths
+    free_prompts = true                                  # raters may type their own
+    votes_db = "../votes/demo.sqlite"
+
+    [generation]                                         # GenerationConfig fields
+    max_tokens = 64
+
+    [pool]                                               # pre-generated answers
+    runs_root = ".."                                     # a RunStore root (data/)
+
+    [[raters]]
+    name = "admin"
+    token = "admin-token"                                # or token_sha256 = "..."
+    role = "admin"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.backends.base import GenerationConfig, Prompt
+from workbench.models.registry import ModelNotFound, ModelRef, resolve
+
+__all__ = [
+    "DEMO_TOKENS",
+    "Rater",
+    "Study",
+    "StudyError",
+    "is_loopback",
+    "load_study",
+    "parse_study",
+]
+
+DEMO_TOKENS = ("demo-token", "admin-token")
+"""Tokens published in the documentation: a study using one must stay on loopback."""
+
+Role = Literal["rater", "admin"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_TOP_KEYS = {
+    "name",
+    "title",
+    "description",
+    "models",
+    "prompts",
+    "free_prompts",
+    "votes_db",
+    "generation",
+    "pool",
+    "limits",
+    "raters",
+}
+_POOL_KEYS = {"runs_root", "only", "store_generated"}
+_LIMIT_KEYS = {
+    "max_reason_chars",
+    "max_prompt_chars",
+    "battle_ttl_s",
+    "leaderboard_bootstrap",
+}
+_RATER_KEYS = {"name", "token", "token_sha256", "role"}
+
+
+class StudyError(ValueError):
+    """A study file is malformed or names something that does not exist."""
+
+
+def token_sha256(token: str) -> str:
+    """Hex sha256 of a token (what ``token_sha256`` in a study file holds)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+_DEMO_HASHES = frozenset(token_sha256(t) for t in DEMO_TOKENS)
+
+
+@dataclass(frozen=True)
+class Rater:
+    """Someone allowed to vote; admins also see the leaderboard."""
+
+    name: str
+    """Shown in the votes table; unique within the study."""
+    token_hash: str
+    """sha256 of the rater's secret token (the token itself is never kept)."""
+    role: Role = "rater"
+    """``rater`` votes; ``admin`` votes and sees the live leaderboard."""
+
+    def check(self, token: str) -> bool:
+        """True when ``token`` is this rater's (constant-time comparison)."""
+        return hmac.compare_digest(token_sha256(token), self.token_hash)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study."""
+
+    name: str
+    """Short identifier, stored with every vote."""
+    title: str
+    """Heading of the voting page (must not name a model)."""
+    description: str
+    """Instructions shown to raters under the title."""
+    models: tuple[ModelRef, ...]
+    """At least two distinct models."""
+    prompts: tuple[Prompt, ...]
+    """Prompts battles are drawn from (may be empty when free prompts are allowed)."""
+    free_prompts: bool
+    """Raters may type their own prompt (answers are then generated on demand)."""
+    raters: tuple[Rater, ...]
+    """Who may vote; at least one."""
+    generation: GenerationConfig
+    """Settings for every answer (pooled answers must have been made with the same)."""
+    votes_db: Path
+    """SQLite file holding battles and votes."""
+    runs_root: Path | None = None
+    """RunStore root whose stored runs form the answer pool (None: no pool)."""
+    pool_only: bool = False
+    """Draw battles only from prompts both models have pooled answers for (no generation)."""
+    store_generated: bool = True
+    """Append answers generated on demand to ``runs_root`` (so they join the pool)."""
+    max_reason_chars: int = 1000
+    """Longest accepted vote reason, in characters."""
+    max_prompt_chars: int = 2000
+    """Longest accepted free prompt, in characters."""
+    battle_ttl_s: float = 24 * 3600.0
+    """Seconds after which an unvoted battle no longer takes a vote."""
+    leaderboard_bootstrap: int = 200
+    """Bootstrap rounds for the live leaderboard's confidence intervals."""
+    path: Path | None = None
+    """The study file it was read from."""
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    @property
+    def uses_demo_tokens(self) -> bool:
+        """True when any rater's token is one of the published demo tokens."""
+        return any(r.token_hash in _DEMO_HASHES for r in self.raters)
+
+    def rater_for(self, token: str) -> Rater | None:
+        """The rater whose token this is, or None."""
+        if not isinstance(token, str) or not token:
+            return None
+        found = None
+        for r in self.raters:  # no early exit: the time taken does not depend on who matched
+            if r.check(token):
+                found = r
+        return found
+
+    def check_host(self, host: str) -> None:
+        """Refuse a non-loopback address while a demo token is in use.
+
+        Raises:
+            StudyError: ``host`` is reachable from other machines and a demo token is set.
+        """
+        if self.uses_demo_tokens and not is_loopback(host):
+            raise StudyError(
+                f"refusing to listen on {host}: this study uses a published demo token "
+                f"({' / '.join(DEMO_TOKENS)}); give every rater a secret token first"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (the empty host means all interfaces)."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    # bool is an int subclass: "max_tokens = true" must not pass as 1.
+    if isinstance(value, bool) and kind is not bool and not (
+        isinstance(kind, tuple) and bool in kind
+    ):
+        raise StudyError(f"{key}: expected {_kind_name(kind)}, got a boolean")
+    if not isinstance(value, kind):
+        raise StudyError(f"{key}: expected {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", bool: "true/false", int: "an integer", float: "a number"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _unknown(section: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(section) - allowed)
+    if extra:
+        raise StudyError(
+            f"{where}: unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise StudyError(f"[{key}] must be a table")
+    return value
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _generation(section: dict[str, Any]) -> GenerationConfig:
+    allowed = {f.name: f for f in fields(GenerationConfig)}
+    _unknown(section, set(allowed), "[generation]")
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "temperature": (int, float),
+        "top_p": (int, float),
+        "top_k": int,
+        "seed": int,
+        "max_tokens": int,
+        "system_prompt": str,
+        "n_ctx": int,
+        "n_threads": int,
+        "n_gpu_layers": int,
+        "flash_attn": bool,
+        "swa_full": bool,
+        "n_batch": int,
+        "n_ubatch": int,
+        "type_k": str,
+        "type_v": str,
+    }
+    values = {}
+    for key, value in section.items():
+        values[key] = _expect(value, kinds.get(key, object), f"generation.{key}")
+        if kinds.get(key) == (int, float):
+            values[key] = float(value)
+    cfg = GenerationConfig(**values)
+    if cfg.max_tokens < 1:
+        raise StudyError("generation.max_tokens must be at least 1")
+    if cfg.temperature < 0:
+        raise StudyError("generation.temperature must not be negative")
+    return cfg
+
+
+def _raters(items: Any) -> tuple[Rater, ...]:
+    if not isinstance(items, list) or not items:
+        raise StudyError("[[raters]]: at least one rater (name + token) is required")
+    raters: list[Rater] = []
+    for i, item in enumerate(items, 1):
+        where = f"raters #{i}"
+        if not isinstance(item, dict):
+            raise StudyError(f"{where}: expected a table with name and token")
+        _unknown(item, _RATER_KEYS, where)
+        name = _expect(item.get("name"), str, f"{where}.name")
+        if not _NAME_RE.match(name):
+            raise StudyError(f"{where}.name {name!r}: use letters, digits, _ . @ - (max 64)")
+        where = f"rater {name!r}"
+        token, digest = item.get("token"), item.get("token_sha256")
+        if (token is None) == (digest is None):
+            raise StudyError(f"{where}: give exactly one of token or token_sha256")
+        if token is not None:
+            token = _expect(token, str, f"{where}.token")
+            if len(token) < 8:
+                raise StudyError(f"{where}: token must be at least 8 characters")
+            digest = token_sha256(token)
+        else:
+            digest = _expect(digest, str, f"{where}.token_sha256").lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise StudyError(f"{where}.token_sha256: expected 64 hex digits")
+        role = item.get("role", "rater")
+        if role not in ("rater", "admin"):
+            raise StudyError(f"{where}.role: expected 'rater' or 'admin', got {role!r}")
+        raters.append(Rater(name, digest, role))
+    names = [r.name for r in raters]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise StudyError(f"duplicate rater name(s): {', '.join(dup)}")
+    hashes = [r.token_hash for r in raters]
+    if len(set(hashes)) != len(hashes):
+        raise StudyError("two raters share a token; every rater needs their own")
+    return tuple(raters)
+
+
+def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
+    if not isinstance(items, list) or len(items) < 2:
+        raise StudyError("models: list at least two models (registry names, paths or URLs)")
+    refs: list[ModelRef] = []
+    for i, spec in enumerate(items, 1):
+        spec = _expect(spec, str, f"models #{i}")
+        if not resolve_models:
+            refs.append(ModelRef(spec, spec, "unresolved"))
+            continue
+        try:
+            ref = resolve(spec)
+        except ModelNotFound as e:
+            raise StudyError(f"models: {e}") from None
+        if ref.source == "path" and not Path(ref.path).is_file():
+            raise StudyError(f"models: model file not found: {ref.path}")
+        refs.append(ref)
+    names = [r.name for r in refs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise StudyError(f"models: listed twice: {', '.join(dup)}")
+    return tuple(refs)
+
+
+def _prompts(items: Any, base: Path) -> tuple[Prompt, ...]:
+    from workbench.prompts import PromptSetError, load_prompts
+
+    if items is None:
+        return ()
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list):
+        raise StudyError("prompts: expected a list of prompt-set names or .jsonl paths")
+    out: list[Prompt] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(items, 1):
+        spec = _expect(spec, str, f"prompts #{i}")
+        local = _path(base, spec)
+        try:
+            prompts = load_prompts(local if local.exists() else spec)
+        except PromptSetError as e:
+            raise StudyError(f"prompts: {e}") from None
+        for p in prompts:
+            key = f"{p.prompt_set}/{p.id}"
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+    return tuple(out)
+
+
+def parse_study(
+    text: str, *, base_dir: str | Path = ".", path: Path | None = None, resolve_models: bool = True
+) -> Study:
+    """Parse and validate study TOML.
+
+    Args:
+        text: the TOML document.
+        base_dir: directory relative paths are taken from.
+        path: the file it came from (kept on the Study for messages).
+        resolve_models: look every model up in the registry (False: keep the names as given,
+            for tools that only read votes).
+
+    Raises:
+        StudyError: malformed TOML, unknown key, wrong type, unknown model, bad prompt set.
+    """
+    where = path.name if path else "study"
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{where}: not valid TOML ({e})") from None
+    _unknown(doc, _TOP_KEYS, where)
+    base = Path(base_dir).resolve()
+
+    name = _expect(doc.get("name", path.stem if path else "study"), str, "name")
+    if not _NAME_RE.match(name):
+        raise StudyError(f"name {name!r}: use letters, digits, _ . @ - (max 64)")
+    title = _expect(doc.get("title", "Which answer is better?"), str, "title")
+    description = _expect(doc.get("description", ""), str, "description")
+    free_prompts = _expect(doc.get("free_prompts", False), bool, "free_prompts")
+    if "votes_db" not in doc:
+        raise StudyError(f"{where}: votes_db (the SQLite file for votes) is required")
+    votes_db = _path(base, _expect(doc["votes_db"], str, "votes_db"))
+
+    pool = _table(doc, "pool")
+    _unknown(pool, _POOL_KEYS, "[pool]")
+    runs_root = pool.get("runs_root")
+    limits = _table(doc, "limits")
+    _unknown(limits, _LIMIT_KEYS, "[limits]")
+
+    models = _models(doc.get("models"), resolve_models)
+    prompts = _prompts(doc.get("prompts"), base)
+    if not prompts and not free_prompts:
+        raise StudyError(f"{where}: no prompts; list prompt sets or set free_prompts = true")
+    study = Study(
+        name=name,
+        title=title,
+        description=description,
+        models=models,
+        prompts=prompts,
+        free_prompts=free_prompts,
+        raters=_raters(doc.get("raters")),
+        generation=_generation(_table(doc, "generation")),
+        votes_db=votes_db,
+        runs_root=_path(base, _expect(runs_root, str, "pool.runs_root")) if runs_root else None,
+        pool_only=_expect(pool.get("only", False), bool, "pool.only"),
+        store_generated=_expect(pool.get("store_generated", True), bool, "pool.store_generated"),
+        max_reason_chars=_expect(limits.get("max_reason_chars", 1000), int, "max_reason_chars"),
+        max_prompt_chars=_expect(limits.get("max_prompt_chars", 2000), int, "max_prompt_chars"),
+        battle_ttl_s=float(
+            _expect(limits.get("battle_ttl_s", 24 * 3600.0), (int, float), "battle_ttl_s")
+        ),
+        leaderboard_bootstrap=_expect(
+            limits.get("leaderboard_bootstrap", 200), int, "leaderboard_bootstrap"
+        ),
+        path=path,
+    )
+    if study.pool_only and study.runs_root is None:
+        raise StudyError("[pool] only = true needs pool.runs_root (where the stored runs are)")
+    if study.pool_only and study.free_prompts:
+        raise StudyError("[pool] only = true cannot answer free prompts; set free_prompts = false")
+    for key in ("max_reason_chars", "max_prompt_chars", "battle_ttl_s"):
+        if getattr(study, key) <= 0:
+            raise StudyError(f"limits.{key} must be positive")
+    if study.leaderboard_bootstrap < 0:
+        raise StudyError("limits.leaderboard_bootstrap must not be negative")
+    _check_title(study)
+    return study
+
+
+def _check_title(study: Study) -> None:
+    """The title and description are on the page before any vote: no model may be named."""
+    from workbench.arena.battles import identity_terms
+
+    text = f"{study.title}\n{study.description}"
+    found = identity_terms(text, study.model_names)
+    if found:
+        raise StudyError(
+            f"title/description name a model or maker ({', '.join(found)}); "
+            "raters would see it before voting"
+        )
+
+
+def load_study(path: str | Path, *, resolve_models: bool = True) -> Study:
+    """Read and validate a STUDY.toml file.
+
+    Raises:
+        StudyError: missing file or any problem :func:`parse_study` reports.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise StudyError(f"study file not found: {path}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudyError(f"cannot read study file {path}: {e}") from None
+    return parse_study(text, base_dir=p.parent, path=p.resolve(), resolve_models=resolve_models)
+
+
+def demo_study_path() -> Path:
+    """The bundled example study (data/studies/demo.toml)."""
+    from workbench.store import data_dir
+
+    return data_dir() / "studies" / "demo.toml"

@@ -1,0 +1,567 @@
+"""llama-bench-grade speed runs: prompt processing and generation tokens/s at a depth.
+
+The method is llama-bench's (see :mod:`workbench._bench_worker` for the details): one
+context per test, one untimed warm-up, then ``reps`` timed repetitions on a cleared
+cache; a repetition's rate is tokens / its wall time, and a test reports the mean and
+the sample standard deviation of those per-repetition rates. Settings given as lists
+(:class:`BenchSettings`) are swept in llama-bench's order.
+
+Each model is benchmarked in its own spawned process: when llama.cpp aborts (a
+GGML_ASSERT on a bad file, a context it cannot allocate) that model's remaining tests
+become error rows naming the cause, and the other models still run.
+
+Example:
+    >>> from workbench.bench import BenchSettings, bench
+    >>> frame = bench(["smollm2-135m-instruct"], n_prompt=64, n_gen=32, reps=3,
+    ...               sweep=BenchSettings(n_threads=[1, 2]))
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import multiprocessing as mp
+import os
+import re
+import signal
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
+from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
+
+__all__ = [
+    "BENCH_SCHEMA",
+    "BenchCase",
+    "BenchSettings",
+    "RateStats",
+    "bench",
+    "bench_cases",
+    "iter_bench",
+    "load_bench",
+    "rate_stats",
+]
+
+BENCH_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "model": pl.String(),
+    "model_path": pl.String(),
+    "arch": pl.String(),
+    "quant": pl.String(),
+    "params": pl.Int64(),
+    "size_bytes": pl.Int64(),
+    "backend": pl.String(),
+    "test": pl.String(),
+    "n_prompt": pl.Int32(),
+    "n_gen": pl.Int32(),
+    "depth": pl.Int32(),
+    "reps": pl.Int32(),
+    "n_threads": pl.Int32(),
+    "n_batch": pl.Int32(),
+    "n_ubatch": pl.Int32(),
+    "flash_attn": pl.Boolean(),
+    "flash_attn_used": pl.Boolean(),
+    "type_k": pl.String(),
+    "type_v": pl.String(),
+    "n_gpu_layers": pl.Int32(),
+    "n_ctx": pl.Int32(),
+    "tps_mean": pl.Float64(),
+    "tps_sd": pl.Float64(),
+    "samples_tps": pl.List(pl.Float64()),
+    "samples_ns": pl.List(pl.Int64()),
+    "error": pl.String(),
+    "workbench_version": pl.String(),
+    "llama_cpp_version": pl.String(),
+    "host": pl.String(),
+}
+"""One row per (model, settings, depth, test). ``flash_attn`` is the request (null =
+auto), ``flash_attn_used`` what llama.cpp chose. Error rows carry ``error`` and whatever
+settings were known; their rates are null. ``host`` holds JSON."""
+
+BENCH_TABLE = "bench"
+
+# llama.cpp's ggml_type ids for the KV-cache types llama-bench accepts.
+KV_TYPES: dict[str, int] = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q8_0": 8,
+    "iq4_nl": 20,
+    "bf16": 30,
+}
+
+_CAUSE = re.compile(
+    r"(GGML_ASSERT\(.*?\) failed|GGML_ABORT.*|.*error loading model.*|.*failed to load model.*"
+    r"|.*unknown model architecture.*|.*failed to allocate.*|.*out of memory.*)",
+    re.IGNORECASE,
+)
+
+
+class BenchError(ValueError):
+    """Settings that cannot be benchmarked (the message says which)."""
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Settings to sweep; every field is a list of values, and every combination runs.
+
+    Lists are stored as tuples (so settings hash and compare); a bare value counts as a
+    one-element list.
+    """
+
+    n_threads: Sequence[int | None] = (None,)
+    """CPU threads; None = physical cores (what llama-bench uses)."""
+    n_batch: Sequence[int] = (2048,)
+    """Logical batch size: tokens per llama_decode call during prompt processing."""
+    n_ubatch: Sequence[int] = (512,)
+    """Physical batch size (clamped to n_batch, as llama.cpp does)."""
+    flash_attn: Sequence[bool | None] = (None,)
+    """Flash attention: True, False, or None for llama.cpp's auto."""
+    type_k: Sequence[str] = ("f16",)
+    """KV-cache type for K (f16, q8_0, q4_0, ...)."""
+    type_v: Sequence[str] = ("f16",)
+    """KV-cache type for V (quantized V needs flash attention)."""
+    n_gpu_layers: Sequence[int] = (-1,)
+    """Layers offloaded to the GPU; -1 = all (ignored by CPU-only builds)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            values = _tuple(getattr(self, f.name))
+            if not values:
+                raise BenchError(f"{f.name}: give at least one value")
+            object.__setattr__(self, f.name, values)
+        for t in (*self.type_k, *self.type_v):
+            if t not in KV_TYPES:
+                raise BenchError(f"unknown KV-cache type {t!r} (use one of {', '.join(KV_TYPES)})")
+        for name in ("n_batch", "n_ubatch"):
+            if any(int(v) < 1 for v in getattr(self, name)):
+                raise BenchError(f"{name} must be at least 1")
+        if any(v is not None and int(v) < 1 for v in self.n_threads):
+            raise BenchError("n_threads must be at least 1")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One test of one model: what the child process runs and times."""
+
+    test: str
+    """pp (prompt processing) or tg (text generation)."""
+    n_prompt: int
+    n_gen: int
+    depth: int
+    """Tokens already in the cache before the timed part."""
+    n_threads: int
+    n_batch: int
+    n_ubatch: int
+    flash_attn: bool | None
+    type_k: str
+    type_v: str
+    n_gpu_layers: int
+
+    @property
+    def label(self) -> str:
+        """llama-bench's test name: ``pp512``, ``tg128 @ d4096``."""
+        n = self.n_prompt if self.test == "pp" else self.n_gen
+        return f"{self.test}{n}" + (f" @ d{self.depth}" if self.depth else "")
+
+    def settings(self) -> str:
+        """The settings as llama-bench flags, for messages."""
+        fa = "auto" if self.flash_attn is None else int(self.flash_attn)
+        return (
+            f"-t {self.n_threads} -b {self.n_batch} -ub {self.n_ubatch} -fa {fa} "
+            f"-ctk {self.type_k} -ctv {self.type_v} -ngl {self.n_gpu_layers}"
+        )
+
+    def to_job(self) -> dict[str, Any]:
+        return {
+            "n_prompt": self.n_prompt,
+            "n_gen": self.n_gen,
+            "depth": self.depth,
+            "n_threads": self.n_threads,
+            "n_batch": self.n_batch,
+            "n_ubatch": self.n_ubatch,
+            "flash_attn": self.flash_attn,
+            "type_k_id": KV_TYPES[self.type_k],
+            "type_v_id": KV_TYPES[self.type_v],
+            "n_gpu_layers": self.n_gpu_layers,
+        }
+
+
+def bench_cases(
+    *,
+    n_prompt: int = 512,
+    n_gen: int = 128,
+    depths: Sequence[int] = (0,),
+    sweep: BenchSettings | None = None,
+) -> list[BenchCase]:
+    """Every test of a sweep, in llama-bench's order (GPU layers outermost, so a model is
+    reloaded only when they change; then batch, KV types, flash attention, threads and
+    depth; pp before tg)."""
+    from workbench.host import physical_cores
+
+    s = sweep or BenchSettings()
+    if n_prompt < 0 or n_gen < 0 or (n_prompt == 0 and n_gen == 0):
+        raise BenchError("n_prompt and n_gen must be >= 0 and not both 0")
+    if not depths or any(int(d) < 0 for d in depths):
+        raise BenchError("depths must be >= 0")
+    cases = []
+    for ngl, nb, nub, tk, tv, fa, nt, d in itertools.product(
+        s.n_gpu_layers,
+        s.n_batch,
+        s.n_ubatch,
+        s.type_k,
+        s.type_v,
+        s.flash_attn,
+        s.n_threads,
+        depths,
+    ):
+        common = {
+            "depth": int(d),
+            "n_threads": int(nt) if nt is not None else physical_cores(),
+            "n_batch": int(nb),
+            "n_ubatch": min(int(nub), int(nb)),
+            "flash_attn": fa,
+            "type_k": tk,
+            "type_v": tv,
+            "n_gpu_layers": int(ngl),
+        }
+        if n_prompt > 0:
+            cases.append(BenchCase("pp", n_prompt, 0, **common))
+        if n_gen > 0:
+            cases.append(BenchCase("tg", 0, n_gen, **common))
+    return cases
+
+
+@dataclass(frozen=True)
+class RateStats:
+    """Per-repetition rates of one test and their summary."""
+
+    samples_tps: list[float] = field(default_factory=list)
+    """Tokens/s of each repetition."""
+    mean: float = math.nan
+    """Mean of the per-repetition rates (tokens/s)."""
+    sd: float = math.nan
+    """Sample standard deviation of the per-repetition rates (0 for one repetition)."""
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation, sd / mean."""
+        return self.sd / self.mean if self.mean else math.nan
+
+
+def rate_stats(samples_ns: Sequence[int], n_tokens: int) -> RateStats:
+    """llama-bench's avg_ts / stdev_ts: rates 1e9 * n_tokens / t, their mean and sample sd."""
+    rates = [1e9 * n_tokens / t for t in samples_ns if t > 0]
+    if not rates:
+        return RateStats()
+    mean = sum(rates) / len(rates)
+    if len(rates) < 2:
+        return RateStats(rates, mean, 0.0)
+    var = sum((r - mean) ** 2 for r in rates) / (len(rates) - 1)
+    return RateStats(rates, mean, math.sqrt(var))
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _HasRoot(Protocol):
+    root: Path
+
+
+StoreArg = bool | str | Path | _HasRoot | None
+
+
+def _store_root(store: StoreArg) -> Path | None:
+    from workbench.store import data_dir
+
+    if store is None or store is False:
+        return None
+    if store is True:
+        return data_dir()
+    if isinstance(store, (str, Path)):
+        return Path(store)
+    return Path(store.root)
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "unknown status"
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def _cause(log_path: str) -> str | None:
+    try:
+        text = Path(log_path).read_text("utf-8", "replace")
+    except OSError:
+        return None
+    hits = _CAUSE.findall(text)
+    return hits[-1].strip() if hits else None
+
+
+@dataclass
+class _ModelRun:
+    """The figures the parent knows about one model before its child reports."""
+
+    ref: ModelRef
+    info: ModelInfo | None = None
+    error: str | None = None
+
+
+def _prepare(spec: str | Path | ModelRef) -> _ModelRun:
+    try:
+        ref = spec if isinstance(spec, ModelRef) else resolve(str(spec))
+    except ModelNotFound as e:
+        return _ModelRun(ModelRef(str(spec), str(spec), "unknown"), error=str(e))
+    if ref.is_endpoint:
+        return _ModelRun(ref, error=f"{ref.name}: bench needs a local GGUF file, not a server")
+    try:
+        info = read_model_info(ref.path)
+        validate_header(info)
+    except (GGUFError, OSError) as e:
+        return _ModelRun(ref, error=str(e) or type(e).__name__)
+    return _ModelRun(ref, info)
+
+
+def _run_child(
+    path: str, cases: list[BenchCase], reps: int, warmup: bool
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Run one model's cases in a spawned process; yield (index, figures, error) per case.
+
+    Cases the child never reached after it died are reported with the cause.
+    """
+    ctx = mp.get_context("spawn")
+    fd, log_path = tempfile.mkstemp(prefix="workbench-bench-", suffix=".log")
+    os.close(fd)
+    parent, child = ctx.Pipe(duplex=False)
+    from workbench import _bench_worker
+
+    job = {"path": path, "cases": [c.to_job() for c in cases], "reps": reps, "warmup": warmup}
+    proc = ctx.Process(
+        target=_bench_worker.main, args=(child, log_path, job), name="workbench-bench", daemon=True
+    )
+    reported: set[int] = set()
+    current: int | None = None
+    try:
+        proc.start()
+        child.close()
+        while True:
+            try:
+                ready = parent.poll(0.1)
+                msg = parent.recv() if ready else None
+            except (EOFError, OSError):
+                msg = ("dead",)
+            if msg is None:
+                if proc.is_alive():
+                    continue
+                try:
+                    msg = parent.recv() if parent.poll(0) else ("dead",)
+                except (EOFError, OSError):
+                    msg = ("dead",)
+            kind = msg[0]
+            if kind == "start":
+                current = msg[1]
+            elif kind == "result":
+                reported.add(msg[1])
+                yield msg[1], msg[2], None
+            elif kind == "fail":
+                reported.add(msg[1])
+                yield msg[1], None, msg[2]
+            elif kind == "done":
+                break
+            else:  # the process is gone without saying done: llama.cpp aborted it
+                proc.join(timeout=5)
+                cause = _cause(log_path)
+                doing = f" during {cases[current].label}" if current is not None else ""
+                err = f"llama.cpp stopped the bench process ({_signal_name(proc.exitcode)}){doing}"
+                err = f"{err}: {cause}" if cause else err
+                for i in range(len(cases)):
+                    if i not in reported:
+                        yield i, None, err if i == current else f"not run: {err}"
+                break
+        proc.join(timeout=10)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+        parent.close()
+        Path(log_path).unlink(missing_ok=True)
+
+
+def _row(
+    run_id: str,
+    mr: _ModelRun,
+    case: BenchCase | None,
+    reps: int,
+    figures: dict[str, Any] | None,
+    error: str | None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    info = mr.info
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "created_at": datetime.now(UTC),
+        "model": mr.ref.name,
+        "model_path": mr.ref.path,
+        "arch": info.arch if info else None,
+        "quant": info.quant if info else None,
+        "params": info.params if info else None,
+        "size_bytes": info.size_bytes if info else None,
+        "backend": "llama-cpp",
+        "reps": reps,
+        "error": error,
+        **meta,
+    }
+    if case is not None:
+        row.update(
+            test=case.test,
+            n_prompt=case.n_prompt,
+            n_gen=case.n_gen,
+            depth=case.depth,
+            n_threads=case.n_threads,
+            n_batch=case.n_batch,
+            n_ubatch=case.n_ubatch,
+            flash_attn=case.flash_attn,
+            type_k=case.type_k,
+            type_v=case.type_v,
+            n_gpu_layers=case.n_gpu_layers,
+        )
+    if figures is not None and case is not None:
+        stats = rate_stats(figures["samples_ns"], case.n_prompt + case.n_gen)
+        row.update(
+            n_ctx=figures.get("n_ctx"),
+            flash_attn_used=figures.get("flash_attn_used"),
+            samples_ns=list(figures["samples_ns"]),
+            samples_tps=stats.samples_tps,
+            tps_mean=stats.mean,
+            tps_sd=stats.sd,
+        )
+    return {c: row.get(c) for c in BENCH_SCHEMA}
+
+
+def _meta() -> dict[str, Any]:
+    from workbench import __version__
+    from workbench.backends.llama_cpp import llama_cpp_version
+    from workbench.host import host_info
+
+    return {
+        "workbench_version": __version__,
+        "llama_cpp_version": llama_cpp_version(),
+        "host": json.dumps(host_info().as_dict()),
+    }
+
+
+def iter_bench(
+    models: Sequence[str | Path | ModelRef] | None = None,
+    *,
+    n_prompt: int = 512,
+    n_gen: int = 128,
+    depths: Sequence[int] = (0,),
+    reps: int = 5,
+    sweep: BenchSettings | None = None,
+    warmup: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Like :func:`bench`, but yields each row (a dict with BENCH_SCHEMA's keys) as soon
+    as its test finishes, for progress displays. Nothing is stored."""
+    if reps < 1:
+        raise BenchError("reps must be at least 1")
+    cases = bench_cases(n_prompt=n_prompt, n_gen=n_gen, depths=depths, sweep=sweep)
+    specs: Sequence[str | Path | ModelRef] = default_models() if models is None else models
+    run_id = uuid.uuid4().hex
+    meta = _meta()
+    for spec in specs:
+        mr = _prepare(spec)
+        if mr.error is not None:
+            yield _row(run_id, mr, None, reps, None, mr.error, meta)
+            continue
+        for index, figures, error in _run_child(mr.ref.path, cases, reps, warmup):
+            yield _row(run_id, mr, cases[index], reps, figures, error, meta)
+
+
+def bench(
+    models: Sequence[str | Path | ModelRef] | None = None,
+    *,
+    n_prompt: int = 512,
+    n_gen: int = 128,
+    depths: Sequence[int] = (0,),
+    reps: int = 5,
+    sweep: BenchSettings | None = None,
+    store: StoreArg = True,
+    warmup: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> pl.DataFrame:
+    """Benchmark prompt processing and generation speed of each model, llama-bench style.
+
+    Args:
+        models: registry names, .gguf paths or ModelRefs (None = the bundled defaults).
+        n_prompt: prompt tokens per pp test (0 skips pp).
+        n_gen: generated tokens per tg test (0 skips tg).
+        depths: tokens already in the KV cache before the timed part, one test each.
+        reps: timed repetitions per test (after one untimed warm-up).
+        sweep: settings lists; every combination runs (default: llama-bench's defaults).
+        store: True = append to the "bench" table under data_dir(); a directory or an
+            object with a ``root`` (a RunStore) = append there; None/False = don't store.
+        warmup: run llama-bench's untimed warm-up before the repetitions.
+        on_row: called with each row as its test finishes (progress displays).
+
+    Returns:
+        One row per (model, settings, depth, test) with BENCH_SCHEMA's columns; a model
+        that failed contributes rows whose ``error`` says why.
+    """
+    rows = []
+    for row in iter_bench(
+        models,
+        n_prompt=n_prompt,
+        n_gen=n_gen,
+        depths=depths,
+        reps=reps,
+        sweep=sweep,
+        warmup=warmup,
+    ):
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    frame = rows_to_bench_frame(rows)
+    root = _store_root(store)
+    if root is not None:
+        from workbench.store import append_table
+
+        append_table(root, BENCH_TABLE, frame)
+    return frame
+
+
+def rows_to_bench_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Row dicts -> a frame with exactly BENCH_SCHEMA."""
+    return pl.DataFrame(
+        [{c: r.get(c) for c in BENCH_SCHEMA} for r in rows], schema=BENCH_SCHEMA, strict=False
+    )
+
+
+def load_bench(root: str | Path | None = None) -> pl.DataFrame:
+    """Every stored bench row (under ``root``, default data_dir()) as one frame."""
+    from workbench.store import data_dir, load_table
+
+    frame = load_table(root if root is not None else data_dir(), BENCH_TABLE, BENCH_SCHEMA)
+    return frame.sort("created_at")

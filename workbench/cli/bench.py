@@ -1,0 +1,217 @@
+"""``workbench bench``: llama-bench-grade prompt and generation speed, with sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from workbench.cli import CliError
+
+T = TypeVar("T")
+
+_FA = {"1": True, "on": True, "true": True, "0": False, "off": False, "false": False}
+
+
+def _flash(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v == "auto":
+        return None
+    if v not in _FA:
+        raise ValueError(value)
+    return _FA[v]
+
+
+def _list(conv: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
+    def parse(text: str) -> list[T]:
+        try:
+            values = [conv(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what}: expected a comma list, got {text!r}"
+            ) from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"{what}: give at least one value")
+        return values
+
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "bench",
+        help="prompt-processing and generation speed (llama-bench method)",
+        description="Measure prompt processing (pp) and generation (tg) tokens/s the way "
+        "llama-bench does: one warm-up, then R repetitions on a cleared cache, mean +- sample "
+        "sd of the per-repetition rates. Comma lists sweep settings (every combination "
+        "runs). Each model runs in its own process; results are stored under data/bench.",
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        action="extend",
+        nargs="+",
+        dest="models",
+        metavar="MODEL",
+        help="registry name or .gguf path (repeatable; default: the bundled models)",
+    )
+    p.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (0: no pp)")
+    p.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (0: no tg)")
+    p.add_argument(
+        "-d",
+        "--n-depth",
+        type=_list(int, "-d"),
+        default=[0],
+        metavar="0,4096",
+        help="context depth(s): tokens in the cache before the timed part",
+    )
+    p.add_argument("-r", "--repetitions", type=int, default=5, help="timed repetitions")
+    p.add_argument(
+        "-t",
+        "--threads",
+        type=_list(int, "-t"),
+        default=None,
+        metavar="N,...",
+        help="CPU threads (default: physical cores)",
+    )
+    p.add_argument("-b", "--batch-size", type=_list(int, "-b"), default=[2048], metavar="N,...")
+    p.add_argument("-ub", "--ubatch-size", type=_list(int, "-ub"), default=[512], metavar="N,...")
+    p.add_argument(
+        "-fa", "--flash-attn", type=_list(_flash, "-fa"), default=[None], metavar="0|1|auto,..."
+    )
+    p.add_argument(
+        "-ctk", "--cache-type-k", type=_list(str, "-ctk"), default=["f16"], metavar="TYPE,..."
+    )
+    p.add_argument(
+        "-ctv", "--cache-type-v", type=_list(str, "-ctv"), default=["f16"], metavar="TYPE,..."
+    )
+    p.add_argument(
+        "-ngl",
+        "--n-gpu-layers",
+        type=_list(int, "-ngl"),
+        default=[-1],
+        metavar="N,...",
+        help="layers on the GPU (-1: all)",
+    )
+    p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up")
+    p.add_argument("--no-store", action="store_true", help="do not append rows to data/bench")
+    p.add_argument("--json", action="store_true", help="print the result rows as JSON")
+    p.set_defaults(func=run)
+
+
+def _fa_text(v: bool | None) -> str:
+    return "auto" if v is None else str(int(v))
+
+
+def _test_name(r: dict[str, Any]) -> str:
+    if r["test"] is None:
+        return "-"
+    n = r["n_prompt"] if r["test"] == "pp" else r["n_gen"]
+    return f"{r['test']}{n}" + (f" @ d{r['depth']}" if r["depth"] else "")
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """llama-bench's markdown table: settings, test, t/s as mean +- sd."""
+    head = ["model", "ngl", "threads", "n_batch", "fa", "type_k", "test", "t/s"]
+    body = []
+    for r in rows:
+        if r["error"] and r["tps_mean"] is None:
+            tps = f"error: {r['error']}"
+        else:
+            tps = f"{r['tps_mean']:.2f} ± {r['tps_sd']:.2f}"
+        body.append(
+            [
+                r["model"],
+                "-" if r["n_gpu_layers"] is None else str(r["n_gpu_layers"]),
+                "-" if r["n_threads"] is None else str(r["n_threads"]),
+                "-" if r["n_batch"] is None else str(r["n_batch"]),
+                "-" if r["test"] is None else _fa_text(r["flash_attn"]),
+                r["type_k"] or "-",
+                _test_name(r),
+                tps,
+            ]
+        )
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)
+    ]
+    right = {1, 2, 3, 7}
+
+    def line(cells: list[str]) -> str:
+        out = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(out) + " |"
+
+    sep = (
+        "| "
+        + " | ".join(("-" * (w - 1) + ":") if i in right else "-" * w for i, w in enumerate(widths))
+        + " |"
+    )
+    return "\n".join([line(head), sep, *(line(b) for b in body)])
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.bench import BenchError, BenchSettings, bench, bench_cases
+    from workbench.models.registry import ModelNotFound, default_models, resolve
+
+    if args.repetitions < 1:
+        raise CliError("-r must be at least 1")
+    try:
+        sweep = BenchSettings(
+            n_threads=args.threads or [None],
+            n_batch=args.batch_size,
+            n_ubatch=args.ubatch_size,
+            flash_attn=args.flash_attn,
+            type_k=args.cache_type_k,
+            type_v=args.cache_type_v,
+            n_gpu_layers=args.n_gpu_layers,
+        )
+        cases = bench_cases(
+            n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep
+        )
+    except BenchError as e:
+        raise CliError(str(e)) from None
+    try:
+        refs = [resolve(m) for m in args.models] if args.models else default_models()
+    except ModelNotFound as e:
+        raise CliError(str(e)) from None
+
+    total = len(cases) * len(refs)
+    done = 0
+
+    def progress(row: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        if row["error"]:
+            what = f"{row['model']} {_test_name(row)}: error: {row['error']}"
+        else:
+            what = (
+                f"{row['model']} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
+            )
+        print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+    frame = bench(
+        refs,
+        n_prompt=args.n_prompt,
+        n_gen=args.n_gen,
+        depths=args.n_depth,
+        reps=args.repetitions,
+        sweep=sweep,
+        store=not args.no_store,
+        warmup=not args.no_warmup,
+        on_row=progress,
+    )
+    rows = frame.to_dicts()
+    if args.json:
+        print(json.dumps(rows, default=str, ensure_ascii=False))
+    else:
+        print(table(rows))
+        if not args.no_store:
+            from workbench.store import data_dir
+
+            print(f"\n{len(rows)} row(s) stored under {data_dir() / 'bench'}", file=sys.stderr)
+    ok = [r for r in rows if not r["error"]]
+    return 1 if rows and not ok else 0

@@ -1,0 +1,78 @@
+"""A short description of the machine, stored with every result row."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The hardware a figure was measured on."""
+
+    cpu: str
+    """CPU model name."""
+    physical_cores: int
+    logical_cores: int
+    ram_bytes: int
+    gpu: str | None
+    """GPU names and memory (nvidia-smi), None when there is none."""
+    os: str
+    python: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu() -> str | None:
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return "; ".join(line.strip() for line in out.splitlines() if line.strip()) or None
+
+
+def physical_cores() -> int:
+    """Physical cores (what llama.cpp's tools use as the default thread count)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+@functools.cache
+def host_info() -> HostInfo:
+    """Describe this machine (cached: it does not change within a process)."""
+    import psutil
+
+    return HostInfo(
+        cpu=_cpu_name(),
+        physical_cores=physical_cores(),
+        logical_cores=os.cpu_count() or 1,
+        ram_bytes=psutil.virtual_memory().total,
+        gpu=_gpu(),
+        os=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+    )

@@ -1,0 +1,1 @@
+"""Everything about model files: GGUF headers, the registry, downloads, memory."""

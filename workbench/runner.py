@@ -1,0 +1,374 @@
+"""The same prompt to N models: streaming events for UIs, one result row per response.
+
+Models run one after another, never at the same time: on a machine with a few cores two
+models generating at once would slow each other down and every speed figure would be
+wrong. A UI still shows each model's answer streaming into its own column.
+
+Loaded models stay in memory between prompts (each in its own worker process) until a
+new one would exceed the memory budget; then the least recently used one is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from workbench.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    Done,
+    Error,
+    GenerationConfig,
+    Prompt,
+    Token,
+)
+from workbench.models.gguf_info import GGUFError, ModelInfo
+from workbench.models.registry import ModelRef, file_sha256, resolve
+from workbench.prompts import load_prompts
+from workbench.store import RunStore, rows_to_frame
+
+__all__ = [
+    "ResponseFinished",
+    "ResponseStarted",
+    "RunEvent",
+    "Runner",
+    "TokenChunk",
+    "compare",
+    "load_prompts",
+]
+
+
+@dataclass(frozen=True)
+class ResponseStarted:
+    """A model starts answering a prompt."""
+
+    model: str
+    prompt_id: str
+    rep: int
+
+
+@dataclass(frozen=True)
+class TokenChunk:
+    """Visible text from one model."""
+
+    model: str
+    prompt_id: str
+    rep: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ResponseFinished:
+    """A response ended (successfully or not); ``row`` is what the store received."""
+
+    model: str
+    prompt_id: str
+    rep: int
+    row: dict[str, Any]
+    completion: Completion
+
+    @property
+    def error(self) -> str | None:
+        return self.completion.error
+
+
+RunEvent = ResponseStarted | TokenChunk | ResponseFinished
+
+
+def default_budget_bytes() -> int:
+    """Memory the runner may fill with loaded models: 75% of RAM (or WORKBENCH_MEMORY_GIB)."""
+    import os
+
+    import psutil
+
+    env = os.environ.get("WORKBENCH_MEMORY_GIB")
+    if env:
+        return int(float(env) * 2**30)
+    return int(psutil.virtual_memory().total * 0.75)
+
+
+def backend_for(ref: ModelRef) -> Backend:
+    """The engine that runs ``ref``: in-process llama.cpp, or an OpenAI-compatible server."""
+    if ref.is_endpoint:
+        from workbench.backends.openai_http import OpenAIBackend
+
+        return OpenAIBackend(
+            ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
+        )
+    from workbench.backends.llama_cpp import LlamaCppBackend
+
+    return LlamaCppBackend(ref.path, name=ref.name)
+
+
+@dataclass
+class _Slot:
+    ref: ModelRef
+    backend: Backend
+    info: ModelInfo | None = None
+    info_error: str | None = None
+    sha256: str | None = None
+    meta_done: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    """Runs prompts against several models and records every response.
+
+    Args:
+        models: registry names, .gguf paths, endpoint URLs or ModelRefs.
+        config: generation settings shared by all models.
+        store: where rows are appended (None: keep them only in the returned frame).
+        budget_bytes: memory for loaded models (default: 75% of RAM).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str | ModelRef],
+        config: GenerationConfig | None = None,
+        *,
+        store: RunStore | None = None,
+        budget_bytes: int | None = None,
+        backend_factory: Callable[[ModelRef], Backend] = backend_for,
+    ) -> None:
+        if not models:
+            raise ValueError("no models to run")
+        self.config = config or GenerationConfig()
+        self.store = store
+        self.budget_bytes = budget_bytes if budget_bytes is not None else default_budget_bytes()
+        refs = [m if isinstance(m, ModelRef) else resolve(m) for m in models]
+        self._slots: dict[str, _Slot] = {}
+        for ref in refs:
+            name = ref.name
+            i = 2
+            while name in self._slots:  # the same model twice: keep both columns apart
+                name = f"{ref.name}#{i}"
+                i += 1
+            self._slots[name] = _Slot(ref, backend_factory(ref))
+        self._lru: OrderedDict[str, None] = OrderedDict()
+        self.run_id = uuid.uuid4().hex[:12]
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self._slots)
+
+    # ------------------------------------------------------------------ memory
+
+    def _make_room(self, name: str) -> None:
+        slot = self._slots[name]
+        estimate = getattr(slot.backend, "estimated_bytes", None)
+        if estimate is None or getattr(slot.backend, "loaded", False):
+            return
+        need = int(estimate(self.config))
+        while self._lru:
+            used = sum(
+                int(getattr(self._slots[n].backend, "estimated_bytes")(self.config))  # noqa: B009
+                for n in self._lru
+                if getattr(self._slots[n].backend, "loaded", False)
+            )
+            if used + need <= self.budget_bytes:
+                break
+            victim, _ = self._lru.popitem(last=False)
+            self._slots[victim].backend.close()
+
+    def _touch(self, name: str) -> None:
+        if hasattr(self._slots[name].backend, "loaded"):
+            self._lru[name] = None
+            self._lru.move_to_end(name)
+
+    # ------------------------------------------------------------------ rows
+
+    def _model_meta(self, slot: _Slot) -> None:
+        if slot.meta_done:
+            return
+        slot.meta_done = True
+        if slot.ref.is_endpoint:
+            return
+        try:
+            slot.info = slot.ref.info()
+        except GGUFError as e:
+            slot.info_error = str(e)
+            return
+        slot.sha256 = file_sha256(slot.ref.path)
+
+    def _row(
+        self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
+    ) -> dict[str, Any]:
+        from workbench import __version__
+        from workbench.backends.llama_cpp import llama_cpp_version
+        from workbench.host import host_info
+
+        slot = self._slots[name]
+        cfg = self.config
+        info = slot.info
+        seed = comp.extra.get("seed", cfg.seed)
+        extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        return {
+            "run_id": self.run_id,
+            "row_id": uuid.uuid4().hex,
+            "created_at": created,
+            "prompt_set": prompt.prompt_set,
+            "prompt_id": prompt.id,
+            "prompt": prompt.text,
+            "system_prompt": cfg.system_prompt,
+            "category": prompt.category,
+            "language": prompt.language,
+            "rep": rep,
+            "model": name,
+            "model_path": slot.ref.path,
+            "model_sha256": slot.sha256,
+            "arch": info.arch if info else None,
+            "quant": info.quant if info else None,
+            "params": info.params if info else None,
+            "backend": getattr(slot.backend, "backend", type(slot.backend).__name__),
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "top_k": cfg.top_k,
+            "seed": seed,
+            "max_tokens": cfg.max_tokens,
+            "n_ctx": comp.n_ctx if comp.n_ctx is not None else cfg.n_ctx,
+            "n_threads": comp.n_threads if comp.n_threads is not None else cfg.n_threads,
+            "n_gpu_layers": cfg.n_gpu_layers,
+            "flash_attn": comp.flash_attn if comp.flash_attn is not None else cfg.flash_attn,
+            "response": comp.text,
+            "finish_reason": comp.finish_reason,
+            "error": comp.error,
+            "prompt_tokens": comp.prompt_tokens,
+            "completion_tokens": comp.completion_tokens,
+            "ttft_s": comp.ttft_s,
+            "total_s": comp.total_s,
+            "prompt_tps": comp.prompt_tps,
+            "gen_tps": comp.gen_tps,
+            "gen_tps_wall": comp.gen_tps_wall,
+            "load_s": comp.load_s,
+            "peak_rss_bytes": comp.peak_rss_bytes,
+            "kv_cache_bytes": comp.kv_cache_bytes,
+            "workbench_version": __version__,
+            "llama_cpp_version": llama_cpp_version(),
+            "host": json.dumps(host_info().as_dict()),
+            "extra": json.dumps(extra, default=str) if extra else None,
+        }
+
+    # ------------------------------------------------------------------ running
+
+    def stream_one(
+        self,
+        name: str,
+        prompt: Prompt,
+        rep: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[RunEvent]:
+        """One model, one prompt: its events, ending with ResponseFinished (row stored)."""
+        slot = self._slots[name]
+        created = datetime.now(UTC)
+        yield ResponseStarted(name, prompt.id, rep)
+        self._model_meta(slot)
+        comp: Completion
+        if slot.info is not None and slot.info.is_twin:
+            msg = f"{name}: a synthetic twin (random weights) cannot be compared for answers"
+            comp = Completion(finish_reason="error", error=msg)
+        elif cancel is not None and cancel.is_set():
+            comp = Completion(finish_reason="cancelled")
+        else:
+            comp = Completion(finish_reason="error", error=f"{name}: no result")
+            try:
+                self._make_room(name)
+                self._touch(name)
+                for ev in slot.backend.stream(prompt, self.config, cancel):
+                    if isinstance(ev, Token):
+                        yield TokenChunk(name, prompt.id, rep, ev.text)
+                    elif isinstance(ev, Done):
+                        comp = ev.completion
+                    elif isinstance(ev, Error):
+                        comp = ev.completion
+                        comp.finish_reason = "error"
+                        comp.error = ev.message if name in ev.message else f"{name}: {ev.message}"
+            except BackendError as e:  # a backend that raised instead of yielding Error
+                comp = Completion(finish_reason="error", error=f"{name}: {e}")
+        row = self._row(name, prompt, rep, comp, created)
+        if self.store is not None:
+            self.store.append([row])
+        yield ResponseFinished(name, prompt.id, rep, row, comp)
+
+    def stream(
+        self,
+        prompts: Sequence[Prompt | str],
+        *,
+        reps: int = 1,
+        cancel: threading.Event | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Iterator[RunEvent]:
+        """Every (prompt, rep, model) in order. After ``cancel`` is set, the response in
+        progress ends as "cancelled" and the remaining ones are not started."""
+        names = list(models) if models is not None else self.model_names
+        unknown = [n for n in names if n not in self._slots]
+        if unknown:
+            raise ValueError(f"not in this runner: {', '.join(unknown)}")
+        for p in prompts:
+            prompt = Prompt(p) if isinstance(p, str) else p
+            for rep in range(reps):
+                for name in names:
+                    if cancel is not None and cancel.is_set():
+                        return
+                    yield from self.stream_one(name, prompt, rep, cancel)
+
+    def run(
+        self,
+        prompts: Sequence[Prompt | str],
+        *,
+        reps: int = 1,
+        cancel: threading.Event | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+    ) -> pl.DataFrame:
+        """Run everything and return the rows as one frame (also appended to the store)."""
+        rows = []
+        for ev in self.stream(prompts, reps=reps, cancel=cancel):
+            if on_event is not None:
+                on_event(ev)
+            if isinstance(ev, ResponseFinished):
+                rows.append(ev.row)
+        return rows_to_frame(rows)
+
+    def close(self) -> None:
+        """Release every loaded model."""
+        for slot in self._slots.values():
+            slot.backend.close()
+        self._lru.clear()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def compare(
+    prompt: str | Prompt | Sequence[Prompt | str],
+    models: Sequence[str | ModelRef] | None = None,
+    config: GenerationConfig | None = None,
+    *,
+    reps: int = 1,
+    store: RunStore | None = None,
+) -> pl.DataFrame:
+    """One call from a notebook: run ``prompt`` on ``models`` (default: the bundled ones)
+    and return the result rows."""
+    from workbench.models.registry import default_models
+
+    prompts: Sequence[Prompt | str] = (
+        [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
+    )
+    with Runner(models or default_models(), config, store=store) as runner:
+        return runner.run(prompts, reps=reps)
+
+
+def config_dict(config: GenerationConfig) -> dict[str, Any]:
+    """The config as a plain dict (for JSON output)."""
+    return asdict(config)

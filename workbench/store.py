@@ -1,0 +1,182 @@
+"""The schemas, and persistence: runs to Parquet, read back as Polars frames.
+
+Runs are appended as one small Parquet file per batch, written to a temporary name and
+renamed into place, so a crash mid-write never corrupts rows already stored and readers
+never see half a file. ``load_runs`` concatenates them into one frame.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+RUN_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "row_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "prompt_set": pl.String(),
+    "prompt_id": pl.String(),
+    "prompt": pl.String(),
+    "system_prompt": pl.String(),
+    "category": pl.String(),
+    "language": pl.String(),
+    "rep": pl.Int32(),
+    "model": pl.String(),
+    "model_path": pl.String(),
+    "model_sha256": pl.String(),
+    "arch": pl.String(),
+    "quant": pl.String(),
+    "params": pl.Int64(),
+    "backend": pl.String(),
+    "temperature": pl.Float64(),
+    "top_p": pl.Float64(),
+    "top_k": pl.Int32(),
+    "seed": pl.Int64(),
+    "max_tokens": pl.Int32(),
+    "n_ctx": pl.Int32(),
+    "n_threads": pl.Int32(),
+    "n_gpu_layers": pl.Int32(),
+    "flash_attn": pl.Boolean(),
+    "response": pl.String(),
+    "finish_reason": pl.String(),
+    "error": pl.String(),
+    "prompt_tokens": pl.Int32(),
+    "completion_tokens": pl.Int32(),
+    "ttft_s": pl.Float64(),
+    "total_s": pl.Float64(),
+    "prompt_tps": pl.Float64(),
+    "gen_tps": pl.Float64(),
+    "gen_tps_wall": pl.Float64(),
+    "load_s": pl.Float64(),
+    "peak_rss_bytes": pl.Int64(),
+    "kv_cache_bytes": pl.Int64(),
+    "workbench_version": pl.String(),
+    "llama_cpp_version": pl.String(),
+    "host": pl.String(),
+    "extra": pl.String(),
+}
+"""One row per response (DESIGN.md "Result row"). ``host`` and ``extra`` hold JSON."""
+
+
+class SchemaError(ValueError):
+    """A row does not fit the schema; the message names the column."""
+
+
+def data_dir() -> Path:
+    """$WORKBENCH_DATA, else the ``data/`` of the workbench checkout the process runs in
+    (found by walking up from the working directory), else ~/.local/share/workbench."""
+    env = os.environ.get("WORKBENCH_DATA")
+    if env:
+        return Path(env).expanduser()
+    cwd = Path.cwd().resolve()
+    for d in (cwd, *cwd.parents):
+        if (d / "data" / "prompts").is_dir() and (d / "pyproject.toml").exists():
+            return d / "data"
+    return Path.home() / ".local" / "share" / "workbench"
+
+
+def _check_row(row: Mapping[str, Any]) -> None:
+    unknown = set(row) - set(RUN_SCHEMA)
+    if unknown:
+        raise SchemaError(f"unknown column(s) in run row: {', '.join(sorted(unknown))}")
+    for col in ("run_id", "model", "created_at"):
+        if row.get(col) is None:
+            raise SchemaError(f"run row lacks required column {col!r}")
+
+
+def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Rows (dicts) -> a frame with exactly RUN_SCHEMA; checks every row first."""
+    rows = list(rows)
+    for r in rows:
+        _check_row(r)
+    try:
+        return pl.DataFrame(
+            [{c: r.get(c) for c in RUN_SCHEMA} for r in rows], schema=RUN_SCHEMA, strict=False
+        )
+    except (TypeError, pl.exceptions.PolarsError) as e:
+        raise SchemaError(f"run rows do not fit the schema: {e}") from None
+
+
+def _atomic_parquet(frame: pl.DataFrame, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        frame.write_parquet(tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def append_table(root: str | Path, table: str, frame: pl.DataFrame) -> Path | None:
+    """Append a frame to ``root/table`` as a new Parquet file (atomic, never in place)."""
+    if frame.height == 0:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = f"{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    return _atomic_parquet(frame, Path(root) / table / name)
+
+
+def load_table(root: str | Path, table: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Every file of ``root/table`` as one frame with ``schema``'s columns first."""
+    d = Path(root) / table
+    files = sorted(d.glob("*.parquet")) if d.exists() else []
+    if not files:
+        return pl.DataFrame(schema=dict(schema))
+    out = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    missing = [c for c in schema if c not in out.columns]
+    if missing:
+        out = out.with_columns([pl.lit(None, dtype=schema[c]).alias(c) for c in missing])
+    return out.select([*schema, *[c for c in out.columns if c not in schema]])
+
+
+class RunStore:
+    """Result rows under ``root/runs`` as Parquet files, one per appended batch."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else data_dir()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def append(self, rows: Iterable[Mapping[str, Any]] | pl.DataFrame) -> Path | None:
+        """Append rows atomically; returns the file written (None when there were none)."""
+        frame = rows if isinstance(rows, pl.DataFrame) else rows_to_frame(rows)
+        if frame.height == 0:
+            return None
+        if set(frame.columns) != set(RUN_SCHEMA):
+            raise SchemaError("frame columns differ from RUN_SCHEMA")
+        return append_table(self.root, "runs", frame.select(list(RUN_SCHEMA)))
+
+    def load(self) -> pl.DataFrame:
+        """All stored rows as one frame (empty, with the schema, when there are none)."""
+        return load_table(self.root, "runs", RUN_SCHEMA).sort("created_at")
+
+    def export(self, path: str | Path) -> Path:
+        """Write all rows to .csv, .json/.jsonl or .parquet, chosen by the suffix."""
+        p = Path(path)
+        frame = self.load()
+        suffix = p.suffix.lower()
+        if suffix == ".csv":
+            frame.with_columns(pl.col("created_at").cast(pl.String)).write_csv(p)
+        elif suffix in (".json", ".jsonl", ".ndjson"):
+            frame.write_ndjson(p)
+        elif suffix == ".parquet":
+            _atomic_parquet(frame, p)
+        else:
+            raise ValueError(f"unknown export format {p.suffix!r} (use .csv, .jsonl or .parquet)")
+        return p
+
+
+def load_runs(root: str | Path | None = None) -> pl.DataFrame:
+    """All stored result rows as one Polars frame."""
+    return RunStore(root).load()

@@ -1,0 +1,477 @@
+"""ComparePanel: one prompt, several local models, answers streaming side by side.
+
+The panel is an ipywidgets ``VBox``. Its state lives in widget traits and plain
+attributes, so a test can build it without a screen, set values, call the click handlers
+and assert on what the columns hold and what the store received.
+
+Generation runs in a background thread (the kernel stays responsive, Stop works). The
+thread updates widget *values* only, never prints: under ipykernel 7 output written from
+another thread can land in the wrong cell, while widget state travels over its own comm.
+Figures go into ``Output`` widgets by setting their ``outputs`` trait directly, which
+needs no output-capture context either. Each column redraws at most ``max_redraws_per_s``
+times a second, however fast tokens arrive.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+try:
+    import ipywidgets as widgets
+except ImportError as e:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "workbench.widgets needs ipywidgets: pip install 'workbench[notebook]'"
+    ) from e
+
+import polars as pl
+
+from workbench.backends.base import GenerationConfig, Prompt
+from workbench.models.registry import ModelRef, list_models, resolve
+from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
+from workbench.store import RunStore, rows_to_frame
+
+__all__ = ["ComparePanel", "ModelColumn", "figure_bundle"]
+
+_TEXT_STYLE = (
+    "white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,"
+    "monospace);font-size:12px;line-height:1.45;min-height:6em;max-height:28em;"
+    "overflow-y:auto;border:1px solid #ddd;border-radius:4px;padding:6px;margin:0"
+)
+
+
+def figure_bundle(fig: Any) -> dict[str, Any]:
+    """A Plotly figure as a display_data output (JupyterLab's Plotly mime renderer).
+
+    Built by hand rather than with ``Output.append_display_data`` so that it can be set
+    from any thread and needs no IPython shell; the JSON round trip turns numpy arrays
+    into lists the widget comm can serialize.
+    """
+    import plotly.io as pio
+
+    spec = json.loads(pio.to_json(fig, validate=False))
+    spec.setdefault("config", {"displaylogo": False, "responsive": True})
+    title = fig.layout.title.text or "figure"
+    return {
+        "output_type": "display_data",
+        "data": {"application/vnd.plotly.v1+json": spec, "text/plain": f"<Figure: {title}>"},
+        "metadata": {},
+    }
+
+
+def _fmt(v: float | int | None, spec: str, unit: str = "") -> str:
+    return "–" if v is None else f"{format(v, spec)}{unit}"
+
+
+def _metrics_html(ttft: float | None, tps: float | None, tokens: int | None, note: str) -> str:
+    cells = [
+        ("TTFT", _fmt(ttft, ".2f", " s")),
+        ("tokens/s", _fmt(tps, ".1f")),
+        ("tokens", _fmt(tokens, "d")),
+    ]
+    body = " · ".join(f"<b>{k}</b> {v}" for k, v in cells)
+    extra = f" <span style='color:#888'>({html.escape(note)})</span>" if note else ""
+    return f"<div class='wb-metrics' style='font-size:12px'>{body}{extra}</div>"
+
+
+class ModelColumn:
+    """One model's column: name, streamed text, live figures.
+
+    Tokens are appended to ``text`` as they arrive; the widgets are redrawn at most every
+    ``1 / max_redraws_per_s`` seconds (and once more when the response ends).
+    """
+
+    def __init__(self, name: str, max_redraws_per_s: float = 20.0) -> None:
+        self.name = name
+        self.interval = 1.0 / max_redraws_per_s
+        self.header = widgets.HTML(f"<b>{html.escape(name)}</b>")
+        self.body = widgets.HTML(self._body_html("", "waiting"))
+        self.metrics = widgets.HTML(_metrics_html(None, None, None, ""))
+        self.box = widgets.VBox(
+            [self.header, self.body, self.metrics],
+            layout=widgets.Layout(flex="1 1 0", min_width="220px", margin="0 6px 0 0"),
+        )
+        self.box.add_class("wb-column")
+        self.body.add_class("wb-column-body")
+        self.text = ""
+        self.state = "waiting"
+        """waiting, loading, streaming, stop, length, cancelled, error or skipped."""
+        self.error: str | None = None
+        self.row: dict[str, Any] | None = None
+        self.chunks = 0
+        self.redraws = 0
+        """How many times the column's widgets were redrawn (the throttle keeps it low)."""
+        self._t_start: float | None = None
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._last_draw = 0.0
+
+    @staticmethod
+    def _body_html(text: str, state: str, error: str | None = None) -> str:
+        if error:
+            shown = html.escape(text) + ("\n\n" if text else "")
+            return (
+                f"<pre class='wb-text wb-error' style='{_TEXT_STYLE};border-color:#e45756'>"
+                f"{shown}<span style='color:#c0392b'>⚠ {html.escape(error)}</span></pre>"
+            )
+        if not text:
+            placeholder = {"loading": "loading model…", "skipped": "not run (stopped)"}
+            msg = placeholder.get(state, "")
+            return f"<pre class='wb-text' style='{_TEXT_STYLE};color:#888'>{msg}</pre>"
+        return f"<pre class='wb-text' style='{_TEXT_STYLE}'>{html.escape(text)}</pre>"
+
+    def start(self) -> None:
+        """The model was submitted the prompt (loading it first if needed)."""
+        self.state = "loading"
+        self._t_start = time.perf_counter()
+        self._draw()
+
+    def add(self, text: str) -> None:
+        """Append streamed text; redraws only if the last redraw is old enough."""
+        now = time.perf_counter()
+        if self._t_first is None and text.strip():
+            self._t_first = now
+        self._t_last = now
+        self.text += text
+        self.chunks += 1
+        self.state = "streaming"
+        if now - self._last_draw >= self.interval:
+            self._draw(now)
+
+    def finish(self, event: ResponseFinished) -> None:
+        """The response ended: show its final text and the engine's own figures."""
+        self.row = event.row
+        comp = event.completion
+        self.text = comp.text or self.text
+        self.state = comp.finish_reason
+        self.error = comp.error
+        self._draw()
+
+    def fail(self, message: str) -> None:
+        """The run broke off while this model was answering."""
+        self.state, self.error = "error", message
+        self._draw()
+
+    def skip(self) -> None:
+        """The run was stopped before this model started."""
+        self.state = "skipped"
+        self._draw()
+
+    def _live_figures(self) -> tuple[float | None, float | None, int | None, str]:
+        if self.row is not None:
+            r = self.row
+            tps = r.get("gen_tps") or r.get("gen_tps_wall")
+            note = r["finish_reason"]
+            if r.get("load_s"):
+                note += f", loaded in {r['load_s']:.1f} s"
+            return r.get("ttft_s"), tps, r.get("completion_tokens"), note
+        ttft = tps = None
+        if self._t_first is not None and self._t_start is not None:
+            ttft = self._t_first - self._t_start
+            if self._t_last is not None and self._t_last > self._t_first and self.chunks > 1:
+                tps = (self.chunks - 1) / (self._t_last - self._t_first)
+        note = {"loading": "loading / prompt", "streaming": "live", "skipped": "not run"}
+        return ttft, tps, self.chunks or None, note.get(self.state, "")
+
+    def _draw(self, now: float | None = None) -> None:
+        self._last_draw = now if now is not None else time.perf_counter()
+        self.redraws += 1
+        self.body.value = self._body_html(self.text, self.state, self.error)
+        self.metrics.value = _metrics_html(*self._live_figures())
+
+
+class ComparePanel(widgets.VBox):
+    """Send one prompt to several models; watch the answers stream side by side.
+
+    Models run one after another (never at once), so the speed figures are honest; each
+    answer streams into its own column. Every finished response (stopped and failed ones
+    included) is appended to the store, and the Plotly figures below the columns are
+    redrawn from this panel's responses after every run.
+
+    Args:
+        models: models to offer (registry names, .gguf paths, endpoint URLs or ModelRefs);
+            all of them are selected. None: everything the registry lists, with the
+            bundled models selected.
+        store: where responses are appended (default: ``RunStore()`` under data/).
+        config: initial sampling settings; load settings (n_ctx, threads, ...) come from
+            it unchanged.
+        max_redraws_per_s: the per-column redraw limit while tokens stream.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str | ModelRef] | None = None,
+        store: RunStore | None = None,
+        config: GenerationConfig | None = None,
+        *,
+        max_redraws_per_s: float = 20.0,
+    ) -> None:
+        self.store = store if store is not None else RunStore()
+        self.base_config = config or GenerationConfig()
+        self.max_redraws_per_s = max_redraws_per_s
+        self.refs = self._refs(models)
+        selected = self._default_selection(models)
+        cfg = self.base_config
+
+        self.prompt = widgets.Textarea(
+            placeholder="Type a prompt…",
+            layout=widgets.Layout(width="100%", height="80px"),
+        )
+        self.prompt.add_class("wb-prompt")
+        self.system_prompt = widgets.Textarea(
+            value=cfg.system_prompt or "",
+            placeholder="Optional system prompt",
+            layout=widgets.Layout(width="100%", height="44px"),
+        )
+        self.system_prompt.add_class("wb-system")
+        self.model_select = widgets.SelectMultiple(
+            options=list(self.refs),
+            value=selected,
+            rows=min(max(len(self.refs), 2), 6),
+            description="models",
+            layout=widgets.Layout(width="auto", min_width="260px"),
+        )
+        self.model_select.add_class("wb-models")
+        self.temperature = widgets.BoundedFloatText(
+            value=cfg.temperature, min=0.0, max=2.0, step=0.05, description="temperature",
+            layout=widgets.Layout(width="190px"),
+        )
+        self.top_p = widgets.BoundedFloatText(
+            value=cfg.top_p, min=0.0, max=1.0, step=0.01, description="top_p",
+            layout=widgets.Layout(width="190px"),
+        )
+        self.max_tokens = widgets.BoundedIntText(
+            value=cfg.max_tokens, min=1, max=32768, description="max tokens",
+            layout=widgets.Layout(width="190px"),
+        )
+        self.seed = widgets.BoundedIntText(
+            value=-1 if cfg.seed is None else cfg.seed, min=-1, max=2**31 - 1,
+            description="seed", tooltip="-1: a new random seed for every response",
+            layout=widgets.Layout(width="190px"),
+        )
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.run_button.add_class("wb-run")
+        self.stop_button = widgets.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
+        self.stop_button.add_class("wb-stop")
+        self.status = widgets.HTML("")
+        self.status.add_class("wb-status")
+        self.columns_box = widgets.HBox(layout=widgets.Layout(width="100%", align_items="stretch"))
+        self.columns_box.add_class("wb-columns")
+        self.figure_outputs = {k: widgets.Output() for k in ("ttft", "speed", "length")}
+        self.figures_box = widgets.GridBox(
+            list(self.figure_outputs.values()),
+            layout=widgets.Layout(grid_template_columns="repeat(3, minmax(0, 1fr))", width="100%"),
+        )
+        self.figures_box.add_class("wb-figures")
+
+        self.columns: dict[str, ModelColumn] = {}
+        self.rows: list[dict[str, Any]] = []
+        """Result rows of every response this panel produced (also in the store)."""
+        self.figures: dict[str, Any] = {}
+        """The latest Plotly figures (ttft, speed, length), built from ``rows``."""
+        self.last_error: str | None = None
+        """A failure of the run as a whole (not of one model), or None."""
+        self._runner: Runner | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._run_lock = threading.Lock()
+
+        self.run_button.on_click(self._on_run)
+        self.stop_button.on_click(self._on_stop)
+
+        sampling = widgets.VBox([self.temperature, self.top_p, self.max_tokens, self.seed])
+        controls = widgets.HBox(
+            [self.model_select, sampling],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+        )
+        buttons = widgets.HBox([self.run_button, self.stop_button, self.status])
+        super().__init__(
+            [self.prompt, self.system_prompt, controls, buttons, self.columns_box,
+             self.figures_box],
+            layout=widgets.Layout(width="100%"),
+        )
+        self.add_class("wb-compare")
+
+    # ------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _refs(models: Sequence[str | ModelRef] | None) -> dict[str, ModelRef]:
+        if models is None:
+            refs = list_models()
+        else:
+            refs = [m if isinstance(m, ModelRef) else resolve(m) for m in models]
+        out: dict[str, ModelRef] = {}
+        for ref in refs:
+            out.setdefault(ref.name, ref)
+        return out
+
+    def _default_selection(self, models: Sequence[str | ModelRef] | None) -> tuple[str, ...]:
+        if models is not None:
+            return tuple(self.refs)
+        bundled = [n for n, r in self.refs.items() if r.source == "bundled"]
+        return tuple(bundled or list(self.refs)[:2])
+
+    def generation_config(self) -> GenerationConfig:
+        """The settings the controls describe, on top of the panel's base config."""
+        system = self.system_prompt.value.strip()
+        return replace(
+            self.base_config,
+            temperature=float(self.temperature.value),
+            top_p=float(self.top_p.value),
+            max_tokens=int(self.max_tokens.value),
+            seed=None if int(self.seed.value) < 0 else int(self.seed.value),
+            system_prompt=system or None,
+        )
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def running(self) -> bool:
+        """True while a run is in progress."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> bool:
+        """Start a run with the current prompt and settings (what the Run button does).
+
+        Returns immediately; :meth:`wait` blocks until the run ends. Returns False (and
+        says why in the status line) when nothing was started.
+        """
+        with self._run_lock:
+            if self.running:
+                return False
+            text = self.prompt.value.strip()
+            names = list(self.model_select.value)
+            if not text:
+                self._set_status("Type a prompt first.", error=True)
+                return False
+            if not names:
+                self._set_status("Select at least one model.", error=True)
+                return False
+            self.last_error = None
+            self._cancel = threading.Event()
+            self.columns = {n: ModelColumn(n, self.max_redraws_per_s) for n in names}
+            self.columns_box.children = tuple(c.box for c in self.columns.values())
+            self.run_button.disabled = True
+            self.stop_button.disabled = False
+            self._set_status(f"Running {len(names)} model(s), one after another…")
+            prompt = Prompt(text)
+            config = self.generation_config()
+            self._thread = threading.Thread(
+                target=self._work,
+                args=(prompt, names, config, self._cancel),
+                name="workbench-compare",
+                daemon=True,
+            )
+            self._thread.start()
+            return True
+
+    def stop(self) -> None:
+        """Cancel the run: the response in progress is stored as ``cancelled``, models not
+        yet started are skipped."""
+        self._cancel.set()
+        self.stop_button.disabled = True
+        if self.running:
+            self._set_status("Stopping…")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run (if any) ends; True when nothing is running."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return not self.running
+
+    def close(self) -> None:
+        """Stop any run, release the loaded models and close the widgets."""
+        self.stop()
+        self.wait(30)
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        super().close()
+
+    def _on_run(self, _button: Any = None) -> None:
+        self.run()
+
+    def _on_stop(self, _button: Any = None) -> None:
+        self.stop()
+
+    def _set_status(self, message: str, *, error: bool = False) -> None:
+        color = "#c0392b" if error else "#555"
+        self.status.value = (
+            f"<span style='color:{color};margin-left:8px'>{html.escape(message)}</span>"
+        )
+
+    def _get_runner(self, config: GenerationConfig) -> Runner:
+        if self._runner is None:
+            self._runner = Runner(list(self.refs.values()), config, store=self.store)
+        # Sampling settings change per run; load settings come from base_config and do
+        # not, so models loaded by an earlier run stay loaded.
+        self._runner.config = config
+        self._runner.run_id = uuid.uuid4().hex[:12]
+        return self._runner
+
+    def _work(
+        self, prompt: Prompt, names: list[str], config: GenerationConfig, cancel: threading.Event
+    ) -> None:
+        t0 = time.perf_counter()
+        try:
+            runner = self._get_runner(config)
+            for ev in runner.stream([prompt], cancel=cancel, models=names):
+                col = self.columns[ev.model]
+                if isinstance(ev, TokenChunk):
+                    col.add(ev.text)
+                elif isinstance(ev, ResponseStarted):
+                    col.start()
+                elif isinstance(ev, ResponseFinished):
+                    col.finish(ev)
+                    self.rows.append(ev.row)
+        except Exception as e:  # the run as a whole failed: say so, keep the kernel alive
+            self.last_error = f"{type(e).__name__}: {e}"
+        finally:
+            for col in self.columns.values():
+                if col.row is not None:
+                    continue
+                if col.state == "waiting":
+                    col.skip()
+                else:  # started, then the run broke off
+                    col.fail(self.last_error or "the run ended without a result")
+            self._finish_run(time.perf_counter() - t0, cancel.is_set())
+
+    def _finish_run(self, elapsed: float, cancelled: bool) -> None:
+        try:
+            self.refresh_figures()
+        except Exception as e:  # a figure must never hide the answers
+            self.last_error = self.last_error or f"figures: {type(e).__name__}: {e}"
+        failed = [c.name for c in self.columns.values() if c.state == "error"]
+        if self.last_error:
+            self._set_status(f"Run failed: {self.last_error}", error=True)
+        else:
+            msg = f"{'Stopped' if cancelled else 'Done'} in {elapsed:.1f} s"
+            if failed:
+                msg += f"; failed: {', '.join(failed)}"
+            self._set_status(msg + ". Responses stored.", error=bool(failed))
+        self.run_button.disabled = False
+        self.stop_button.disabled = True
+
+    # ------------------------------------------------------------------ figures
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """This panel's responses as a runs frame."""
+        return rows_to_frame(self.rows)
+
+    def refresh_figures(self) -> None:
+        """Redraw the Plotly figures from this panel's responses."""
+        from workbench.plots.runs import run_figures
+
+        self.figures = run_figures(self.frame, languages=False)
+        for key, out in self.figure_outputs.items():
+            out.outputs = (figure_bundle(self.figures[key]),)

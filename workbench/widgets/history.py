@@ -1,0 +1,166 @@
+"""HistoryView: stored responses as a table, filtered, with their figures.
+
+Filters (model, prompt set, category, language) are dropdowns; the filtered Polars frame
+is kept in ``view.frame`` and shown as a table, and the figures of
+:mod:`workbench.plots.runs` are drawn from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import ipywidgets as widgets
+except ImportError as e:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "workbench.widgets needs ipywidgets: pip install 'workbench[notebook]'"
+    ) from e
+
+import polars as pl
+
+from workbench.store import RunStore
+from workbench.widgets.compare import figure_bundle
+
+__all__ = ["FILTERS", "TABLE_COLUMNS", "HistoryView", "filter_runs"]
+
+FILTERS = ("model", "prompt_set", "category", "language")
+"""Columns the history can be filtered on."""
+
+TABLE_COLUMNS = (
+    "created_at",
+    "model",
+    "prompt_set",
+    "prompt_id",
+    "category",
+    "language",
+    "finish_reason",
+    "ttft_s",
+    "gen_tps",
+    "completion_tokens",
+    "prompt",
+    "response",
+    "error",
+)
+"""Columns the table shows (the frame in ``view.frame`` has them all)."""
+
+_ALL = "(all)"
+_NONE = "(none)"
+
+
+def filter_runs(runs: pl.DataFrame, **equals: str | None) -> pl.DataFrame:
+    """Rows whose columns equal the given values; None (or missing) means no filter.
+
+    ``filter_runs(runs, model="smollm2-135m-instruct", language="fr")``. The value
+    ``"(none)"`` selects rows where that column is null (ad-hoc prompts have no set).
+    """
+    for col, value in equals.items():
+        if col not in runs.columns:
+            raise ValueError(f"runs frame has no column {col!r}")
+        if value is None:
+            continue
+        runs = runs.filter(pl.col(col).is_null() if value == _NONE else pl.col(col) == value)
+    return runs
+
+
+def _options(runs: pl.DataFrame, col: str) -> list[str]:
+    values = runs[col].unique().to_list()
+    opts = sorted(v for v in values if v is not None)
+    if any(v is None for v in values):
+        opts.append(_NONE)
+    return [_ALL, *opts]
+
+
+class HistoryView(widgets.VBox):
+    """Stored responses: filters, a table of the newest rows, and the run figures.
+
+    Args:
+        store: where to read runs from (default: ``RunStore()`` under data/).
+        rows: how many of the newest rows the table shows.
+    """
+
+    def __init__(self, store: RunStore | None = None, *, rows: int = 50) -> None:
+        self.store = store if store is not None else RunStore()
+        self.table_rows = rows
+        self.runs: pl.DataFrame = pl.DataFrame()
+        """Every stored row (as of the last refresh)."""
+        self.frame: pl.DataFrame = pl.DataFrame()
+        """The rows passing the filters."""
+        self.figures: dict[str, Any] = {}
+        """Plotly figures (ttft, speed, length, language) of ``frame``."""
+        self.filters = {
+            col: widgets.Dropdown(
+                options=[_ALL],
+                value=_ALL,
+                description=col.replace("_", " "),
+                layout=widgets.Layout(width="240px"),
+            )
+            for col in FILTERS
+        }
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.add_class("wb-history-refresh")
+        self.summary = widgets.HTML("")
+        self.table = widgets.HTML("")
+        self.table.add_class("wb-history-table")
+        self.figure_outputs = {
+            k: widgets.Output() for k in ("ttft", "speed", "length", "language")
+        }
+        self.figures_box = widgets.GridBox(
+            list(self.figure_outputs.values()),
+            layout=widgets.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))", width="100%"),
+        )
+        self.figures_box.add_class("wb-history-figures")
+        self._updating = False
+        for dd in self.filters.values():
+            dd.observe(self._on_filter, names="value")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        filter_box = widgets.HBox(
+            [*self.filters.values(), self.refresh_button],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )
+        super().__init__(
+            [filter_box, self.summary, self.table, self.figures_box],
+            layout=widgets.Layout(width="100%"),
+        )
+        self.add_class("wb-history")
+        self.refresh()
+
+    def selection(self) -> dict[str, str | None]:
+        """The current filter values (None where all values pass)."""
+        return {c: (None if dd.value == _ALL else dd.value) for c, dd in self.filters.items()}
+
+    def refresh(self) -> None:
+        """Re-read the store, update the filter choices, redraw table and figures."""
+        self.runs = self.store.load()
+        self._updating = True
+        try:
+            for col, dd in self.filters.items():
+                opts = _options(self.runs, col)
+                keep = dd.value if dd.value in opts else _ALL
+                dd.options = opts
+                dd.value = keep
+        finally:
+            self._updating = False
+        self.update()
+
+    def update(self) -> None:
+        """Apply the filters to the rows read at the last refresh and redraw."""
+        from workbench.plots.runs import run_figures
+
+        self.frame = filter_runs(self.runs, **self.selection())
+        n, total = self.frame.height, self.runs.height
+        self.summary.value = (
+            f"<span style='color:#555'>{n} of {total} stored responses"
+            f"{f'; the newest {self.table_rows} shown' if n > self.table_rows else ''}</span>"
+        )
+        shown = self.frame.sort("created_at", descending=True).head(self.table_rows)
+        shown = shown.select([c for c in TABLE_COLUMNS if c in shown.columns])
+        with pl.Config(tbl_rows=self.table_rows, fmt_str_lengths=60, tbl_cols=len(TABLE_COLUMNS)):
+            table_html = shown._repr_html_()
+        self.table.value = f"<div style='max-height:28em;overflow:auto'>{table_html}</div>"
+        self.figures = run_figures(self.frame)
+        for key, out in self.figure_outputs.items():
+            out.outputs = (figure_bundle(self.figures[key]),)
+
+    def _on_filter(self, _change: dict[str, Any]) -> None:
+        if not self._updating:
+            self.update()
