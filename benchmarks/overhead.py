@@ -118,6 +118,57 @@ class Bare:
         return Sample(n, t_last - t_first, "".join(parts))
 
 
+class WorkerLoop:
+    """workbench's worker-side generation loop (``_llama_worker._Model.generate``) run in
+    this process, its pipe drained by a thread: the worker's Python per-token cost without
+    the second process. Used by ``--profile`` to split the overhead."""
+
+    def __init__(self, path: str, config: Any) -> None:
+        import multiprocessing as mp
+        import os
+        import tempfile
+        import threading
+
+        from workbench.backends import _llama_worker
+        from workbench.backends.llama_cpp import _load_params
+        from workbench.models.gguf_info import read_model_info
+
+        fd, log = tempfile.mkstemp(suffix=".log")
+        os.close(fd)
+        self.model = _llama_worker._Model(path, _load_params(config, read_model_info(path)), log)
+        self.config = config
+        self.send, self.recv = mp.Pipe()
+        self.cancel = mp.get_context("spawn").Event()
+        self.times: list[float] = []
+        self.done = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            msg = self.recv.recv()
+            if msg[0] == "token":
+                self.times.append(time.perf_counter())
+            else:
+                self.done.set()
+
+    def run(self) -> Sample:
+        c = self.config
+        req = {
+            "prompt": PROMPT,
+            "system_prompt": None,
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "top_k": c.top_k,
+            "seed": c.seed,
+            "max_tokens": c.max_tokens,
+        }
+        self.times.clear()
+        self.done.clear()
+        self.model.generate(req, self.send, self.cancel)
+        self.done.wait()
+        return Sample(len(self.times), self.times[-1] - self.times[0], "")
+
+
 def run_workbench(backend: Any, config: Any) -> Sample:
     from workbench.backends.base import Done, Error, Prompt, Token
 
@@ -206,10 +257,20 @@ def _profile(backend: Any, bare: Bare, config: Any) -> None:
     import io
     import pstats
 
-    for name, fn in (
+    loop = WorkerLoop(bare.llm.model_path, config)
+    loop.run()
+    br, lp = [], []
+    for _ in range(5):
+        br.append(bare.run().tps)
+        lp.append(loop.run().tps)
+    mb, ml = statistics.median(br), statistics.median(lp)
+    print(f"worker loop in this process {ml:.2f} t/s, bare {mb:.2f} t/s, ratio {ml / mb:.3f}")
+    runs = (
         ("bare", bare.run),
-        ("workbench (parent)", lambda: run_workbench(backend, config)),
-    ):
+        ("worker loop in this process", loop.run),
+        ("workbench (parent side)", lambda: run_workbench(backend, config)),
+    )
+    for name, fn in runs:
         prof = cProfile.Profile()
         prof.enable()
         fn()

@@ -118,9 +118,9 @@ def test_two_models_closed_form() -> None:
     diff = rating_of(exact, "A") - rating_of(exact, "B")
     assert diff == pytest.approx(400 * math.log10(3), abs=1e-3)
     assert exact["rating"].mean() == pytest.approx(1000.0)
-    # the default prior pulls four battles' worth of evidence in by well under a point
+    # the default prior pulls four battles' worth of evidence in by about a point
     default = R.fit_bt(frame)
-    assert 0 < 400 * math.log10(3) - (rating_of(default, "A") - rating_of(default, "B")) < 1.0
+    assert 0 < 400 * math.log10(3) - (rating_of(default, "A") - rating_of(default, "B")) < 2.0
 
 
 def test_ties_count_half_a_win() -> None:
@@ -143,7 +143,9 @@ def test_symmetric_records_give_equal_ratings() -> None:
 
 
 def test_renaming_and_reordering_change_nothing() -> None:
-    frame = simulate(np.array([1000.0, 1080.0, 930.0, 1010.0, 1200.0]), 3000, np.random.default_rng(7))
+    frame = simulate(
+        np.array([1000.0, 1080.0, 930.0, 1010.0, 1200.0]), 3000, np.random.default_rng(7)
+    )
     fit = R.fit_bt(frame)
     # names whose alphabetical order is reversed, rows in reverse order, seats swapped
     rename = {f"model-{i:02d}": f"{'zyxwv'[i]}-renamed" for i in range(5)}
@@ -179,7 +181,9 @@ def test_models_linked_only_by_ties_and_disconnected_groups_stay_finite() -> Non
     rows += [("D", "E", "model_a")] * 2  # a second, disconnected group
     fit = R.fit_bt(votes(rows))
     assert np.isfinite(fit["rating"].to_numpy()).all()
-    assert rating_of(fit, "A") == pytest.approx(rating_of(fit, "B"), abs=1e-6)
+    # four ties tie A to B (the weak prior keeps A a hair nearer the mean)
+    assert 1000.0 < rating_of(fit, "A") <= rating_of(fit, "B")
+    assert rating_of(fit, "B") - rating_of(fit, "A") < 2.0
     assert fit["rating"].mean() == pytest.approx(1000.0)
     dropped = R.fit_bt(votes(rows), ties="drop")  # A then has no decisive battle at all
     assert np.isfinite(dropped["rating"].to_numpy()).all()
@@ -253,7 +257,9 @@ def test_leaderboard_columns_and_ranks() -> None:
     assert board["model"].to_list()[0] == "model-01"
     assert board["model"].to_list()[-1] == "model-03"
     assert board["rank"].to_list()[0] == 1 and board["rank"].to_list()[-1] == 4
-    assert (board["ci_low"] <= board["rating"]).all() and (board["rating"] <= board["ci_high"]).all()
+    assert (board["ci_low"] <= board["rating"]).all() and (
+        board["rating"] <= board["ci_high"]
+    ).all()
     assert board["battles"].sum() == 2 * frame.height
     assert (board["wins"] + board["losses"] + board["ties"] == board["battles"]).all()
     again = R.leaderboard(frame, bootstrap=200, seed=3)
@@ -265,7 +271,9 @@ def test_leaderboard_columns_and_ranks() -> None:
 
 
 def test_sandwich_and_bootstrap_widths_agree() -> None:
-    frame = simulate(np.array([1000.0, 1100.0, 950.0, 1040.0, 880.0]), 8000, np.random.default_rng(9))
+    frame = simulate(
+        np.array([1000.0, 1100.0, 950.0, 1040.0, 880.0]), 8000, np.random.default_rng(9)
+    )
     boot = R.leaderboard(frame, bootstrap=1000, seed=0).sort("model")
     sand = R.leaderboard(frame, ci="sandwich").sort("model")
     wb = (boot["ci_high"] - boot["ci_low"]).to_numpy()
@@ -287,7 +295,6 @@ def test_bootstrap_equals_row_resampling_in_distribution() -> None:
     np.testing.assert_allclose(fast.std(axis=0), slow.std(axis=0), rtol=0.2)
 
 
-@pytest.mark.slow
 def test_bootstrap_intervals_are_calibrated() -> None:
     """Over 200 simulated studies, 95% bootstrap intervals for the rating differences
     between every pair of models cover the true differences 92-98% of the time."""
@@ -314,8 +321,13 @@ def test_bootstrap_intervals_are_calibrated() -> None:
 
 def test_win_matrix_by_hand() -> None:
     frame = votes(
-        [("A", "B", "model_a"), ("B", "A", "model_b"), ("B", "A", "model_a"), ("A", "B", "tie")]
-        + [("A", "C", "model_a")]
+        [
+            ("A", "B", "model_a"),
+            ("B", "A", "model_b"),
+            ("B", "A", "model_a"),
+            ("A", "B", "tie"),
+            ("A", "C", "model_a"),
+        ]
     )
     m = R.win_matrix(frame)
     assert m.columns == ["model", *m["model"].to_list()]
@@ -538,3 +550,28 @@ def test_figures_draw_the_frames() -> None:
     assert len(heat.data[0].z) == 3 and heat.data[0].z[0][0] is None
     hist = plots.rating_history_figure(R.rating_history(frame, points=4))
     assert len(hist.data) == 3 and list(hist.data[0].x) == [150, 300, 450, 600]
+
+
+def test_bootstrap_refits_are_exact_optima() -> None:
+    """Fast refits (fixed-Hessian chord steps, Newton fallback) land on each round's own
+    maximum, including rounds where a rarely seen model is missing from the resample."""
+    frame = pl.concat(
+        [
+            simulate(np.array([1000.0, 1100.0, 900.0, 1050.0]), 400, np.random.default_rng(19)),
+            votes([("model-00", "rare", "model_b")]),
+        ]
+    )
+    coded = R._code_votes(frame)
+    cells = R._pair_cells(coded, "keep")
+    design = R._Design(cells)
+    s, n = R._s_n(cells.counts)
+    beta0 = R._newton(design, s[None], n[None], R.DEFAULT_REG)[0]
+    rng = np.random.default_rng(0)
+    flat = cells.counts.ravel()
+    draws = rng.multinomial(int(flat.sum()), flat / flat.sum(), size=300).reshape(300, -1, 3)
+    bs, bn = R._s_n(draws)
+    assert (bn[:, (cells.i == 4) | (cells.j == 4)].sum(axis=1) == 0).any()  # 'rare' missing
+    h_inv = np.linalg.inv(R._neg_hessian(design, beta0, n, R.DEFAULT_REG))
+    fast = R._refit(design, bs, bn, R.DEFAULT_REG, beta0, h_inv)
+    exact = R._newton(design, bs, bn, R.DEFAULT_REG)
+    np.testing.assert_allclose(fast, exact, atol=1e-7)

@@ -520,8 +520,66 @@ def _newton(
                 break
             t[worse] *= 0.5
         beta, f = cand, f_new
+        # Newton decrement g.H^-1.g, relative to the objective: a step-size test alone
+        # would never pass on big data, where rounding noise in the gradient moves the
+        # weakly determined common offset (precision ``reg``) by more than ``tol``.
+        decrement = np.einsum("bd,bd->b", g, step)
+        if np.all(decrement <= 1e-15 * (1.0 + np.abs(f))):
+            break
         if np.max(np.abs(t[:, None] * step)) < tol:
             break
+    return beta
+
+
+def _neg_hessian(design: _Design, beta: np.ndarray, n: np.ndarray, reg: float) -> np.ndarray:
+    """Negative Hessian of the penalized log-likelihood at ``beta`` (d,), one data set."""
+    p = _sigmoid(design.eta(beta[None]))[0]
+    h = design.information((n * p * (1.0 - p))[None])[0]
+    h[np.arange(design.n), np.arange(design.n)] += reg
+    h[np.arange(design.n, design.d), np.arange(design.n, design.d)] += 1e-12
+    return h
+
+
+def _refit(
+    design: _Design,
+    s: np.ndarray,
+    n: np.ndarray,
+    reg: float,
+    beta0: np.ndarray,
+    h_inv: np.ndarray,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 50,
+) -> np.ndarray:
+    """Fits many resampled data sets near the full-data optimum ``beta0``.
+
+    Chord iterations beta += H0^-1 g(beta) with the full-data Hessian H0 fixed: every
+    bootstrap data set has nearly the same curvature, so this converges (linearly, fast)
+    to the exact optimum of each round without building or factorizing a Hessian per
+    round. Rounds that have not converged after ``max_iter`` steps (say a model absent
+    from the resample) are finished by damped Newton.
+    """
+    bsz = s.shape[0]
+    beta = np.array(np.broadcast_to(beta0, (bsz, design.d)))
+    ok = np.zeros(bsz, bool)
+    for _ in range(max_iter):
+        g = design.gradient(s - n * _sigmoid(design.eta(beta)))
+        g[:, : design.n] -= reg * beta[:, : design.n]
+        step = g @ h_inv
+        finite = np.isfinite(step).all(axis=1)
+        beta += np.where(finite[:, None], step, 0.0)
+        # The common offset is measured out: rounding noise moves it (precision ``reg``)
+        # and ratings are centred or anchored anyway.
+        moved = step.copy()
+        moved[:, : design.n] -= step[:, : design.n].mean(axis=1, keepdims=True)
+        ok = finite & (np.abs(moved).max(axis=1) < tol)
+        if ok.all():
+            return beta
+    bad = np.flatnonzero(~ok)
+    per_batch = max(1, _MAX_BATCH_ELEMENTS // max(design.d * design.d, s.shape[1]))
+    for k in range(0, len(bad), per_batch):
+        idx = bad[k : k + per_batch]
+        beta[idx] = _newton(design, s[idx], n[idx], reg, beta0)
     return beta
 
 
@@ -552,11 +610,6 @@ def _anchor_index(models: Sequence[str], anchor: tuple[str, float]) -> int:
         return list(models).index(anchor[0])
     except ValueError:
         raise ValueError(f"anchor model {anchor[0]!r} has no votes") from None
-
-
-def _batch_size(design: _Design, n_cells: int) -> int:
-    per_round = max(n_cells, design.d * design.d, 1)
-    return max(1, _MAX_BATCH_ELEMENTS // per_round)
 
 
 # --------------------------------------------------------------------------------------
@@ -608,7 +661,8 @@ def _fit_cells(
         nz = np.flatnonzero(flat)
         total = int(flat.sum())
         probs = flat[nz] / total
-        batch = _batch_size(design, len(cells.i))
+        h_inv = np.linalg.inv(_neg_hessian(design, beta, n, reg))
+        batch = max(1, _MAX_BATCH_ELEMENTS // max(len(cells.i), design.d))
         out = []
         done = 0
         while done < bootstrap:
@@ -616,7 +670,7 @@ def _fit_cells(
             draws = np.zeros((size, flat.size))
             draws[:, nz] = rng.multinomial(total, probs, size=size)
             bs, bn = _s_n(draws.reshape(size, -1, 3))
-            bb = _newton(design, bs, bn, reg, beta)
+            bb = _refit(design, bs, bn, reg, beta, h_inv)
             out.append(_to_elo(bb[:, : design.n], models, **kw))
             done += size
         samples = np.concatenate(out, axis=0)
@@ -644,10 +698,7 @@ def _sandwich_sd(
     """
     p = _sigmoid(design.eta(beta[None]))[0]
     c = cells.counts
-    _, n = _s_n(c)
-    h = design.information((n * p * (1.0 - p))[None])[0]
-    h[np.arange(design.n), np.arange(design.n)] += reg
-    h[np.arange(design.n, design.d), np.arange(design.n, design.d)] += 1e-12
+    h = _neg_hessian(design, beta, c.sum(axis=1), reg)
     score_sq = c[:, 0] * (1.0 - p) ** 2 + c[:, 1] * p**2 + c[:, 2] * (0.5 - p) ** 2
     j = design.information(score_sq[None])[0]
     h_inv = np.linalg.inv(h)

@@ -290,7 +290,9 @@ class Runner:
                     elif isinstance(ev, Error):
                         comp = ev.completion
                         comp.finish_reason = "error"
-                        comp.error = ev.message if name in ev.message else f"{name}: {ev.message}"
+                        comp.error = (
+                            ev.message if ev.message.startswith(f"{name}:") else f"{name}: {ev.message}"
+                        )
             except BackendError as e:  # a backend that raised instead of yielding Error
                 comp = Completion(finish_reason="error", error=f"{name}: {e}")
         row = self._row(name, prompt, rep, comp, created)
@@ -362,9 +364,7 @@ def compare(
     and return the result rows."""
     from workbench.models.registry import default_models
 
-    prompts: Sequence[Prompt | str] = (
-        [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
-    )
+    prompts: Sequence[Prompt | str] = [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
     with Runner(models or default_models(), config, store=store) as runner:
         return runner.run(prompts, reps=reps)
 

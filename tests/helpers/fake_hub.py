@@ -178,8 +178,8 @@ class FakeHub:
         found = self._find_repo(rest)
         if found is None:
             req.status = 404
-            self._send(h, 404, {"X-Error-Code": "RepoNotFound"}, b'{"error":"Repository not found"}',
-                       head)  # fmt: skip
+            body = b'{"error":"Repository not found"}'
+            self._send(h, 404, {"X-Error-Code": "RepoNotFound"}, body, head)
             return
         repo, tail = found
         kind, _, _rev = tail.partition("/")
@@ -212,7 +212,9 @@ class FakeHub:
         f = self.repos[repo].get(fpath)
         if f is None:
             req.status = 404
-            self._send(h, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}, b"", head)
+            self._send(
+                h, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}, b"", head
+            )
             return
         req.status = 302
         cdn = f"http://localhost:{self.port}/cdn/{f.sha256}?file={fpath}"

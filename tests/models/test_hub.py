@@ -129,14 +129,14 @@ def test_split_files_are_pulled_whole(fake_hub: FakeHub, tmp_path: Path) -> None
     assert r.path.name == "m-Q8_0-00001-of-00002.gguf"
     assert r.files[1].local_path.parent == r.path.parent  # llama.cpp finds part 2 beside 1
     assert r.path.read_bytes() + r.files[1].local_path.read_bytes() == SPLIT_BYTES
-    with pytest.raises(hub.HubError, match="no Q2_K file|lacks"):
+    with pytest.raises(hub.HubError, match=r"no Q2_K file|lacks"):
         hub.pull(f"{SPLIT_REPO}:Q2_K", endpoint=fake_hub.url, cache_dir=tmp_path)
 
 
 def test_unknown_repo_and_file_are_clear_errors(fake_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(hub.HubError, match="not found"):
         hub.pull("acme/nothing-here", endpoint=fake_hub.url, cache_dir=tmp_path)
-    with pytest.raises(hub.HubError, match="no file 'x.gguf'"):
+    with pytest.raises(hub.HubError, match=r"no file 'x\.gguf'"):
         hub.pull(f"{REPO}:x.gguf", endpoint=fake_hub.url, cache_dir=tmp_path)
 
 

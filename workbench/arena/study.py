@@ -193,8 +193,10 @@ def is_loopback(host: str) -> bool:
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     # bool is an int subclass: "max_tokens = true" must not pass as 1.
-    if isinstance(value, bool) and kind is not bool and not (
-        isinstance(kind, tuple) and bool in kind
+    if (
+        isinstance(value, bool)
+        and kind is not bool
+        and not (isinstance(kind, tuple) and bool in kind)
     ):
         raise StudyError(f"{key}: expected {_kind_name(kind)}, got a boolean")
     if not isinstance(value, kind):

@@ -90,9 +90,7 @@ class _Model:
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
         t0 = time.perf_counter()
         try:
-            self.llm = Llama(
-                model_path=path, flash_attn=flash is not False, verbose=True, **params
-            )
+            self.llm = Llama(model_path=path, flash_attn=flash is not False, verbose=True, **params)
         finally:
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED = saved
         self.load_s = time.perf_counter() - t0
@@ -116,7 +114,9 @@ class _Model:
             self.formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
         self.piece = _piece_fn(llama_cpp, self.vocab)
-        self.n_ctx = self.llm.n_ctx()
+        # llama.cpp may round the context up (to 256); llama-cpp-python's token buffer
+        # keeps the requested size, so the smaller of the two is the real limit.
+        self.n_ctx = min(self.llm.n_ctx(), len(self.llm.input_ids))
         self.n_threads = self.llm.n_threads
 
     def info(self) -> dict[str, Any]:
@@ -155,15 +155,24 @@ class _Model:
     def generate(self, req: dict[str, Any], conn: Connection, cancel: MpEvent) -> None:
         lc = self.llama_cpp
         llm = self.llm
-        figures: dict[str, Any] = {"n_ctx": self.n_ctx, "n_threads": self.n_threads,
-                                   "flash_attn": self.flash_attn,
-                                   "kv_cache_bytes": self.kv_bytes}
+        figures: dict[str, Any] = {
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "flash_attn": self.flash_attn,
+            "kv_cache_bytes": self.kv_bytes,
+        }
         tokens = self.prompt_tokens(req)
         figures["prompt_tokens"] = len(tokens)
         if len(tokens) >= self.n_ctx:
             figures["peak_rss_bytes"] = _peak_rss()
-            conn.send(("error", f"prompt is {len(tokens)} tokens, longer than the context "
-                       f"({self.n_ctx}); raise n_ctx or shorten the prompt", figures))
+            conn.send(
+                (
+                    "error",
+                    f"prompt is {len(tokens)} tokens, longer than the context "
+                    f"({self.n_ctx}); raise n_ctx or shorten the prompt",
+                    figures,
+                )
+            )
             return
         max_tokens = min(int(req["max_tokens"]), self.n_ctx - len(tokens))
         seed = req.get("seed")

@@ -36,8 +36,13 @@ from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, va
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
 _CANCEL_GRACE_S = 2.0
-_ASSERT = re.compile(r"(GGML_ASSERT\(.*?\) failed|GGML_ABORT.*|error: .*|.*unknown model architecture.*"
-                     r"|.*failed to load model.*|.*error loading model.*)", re.IGNORECASE)
+# Lines of llama.cpp's log that say why a load or decode failed, most specific first.
+_CAUSES = (
+    re.compile(r"GGML_ASSERT\(.*?\) failed"),
+    re.compile(r"GGML_ABORT.*|.*(?:terminate called|what\(\)).*"),
+    re.compile(r"error loading model:\s*(.*)"),
+    re.compile(r".*(?:error|failed).*", re.IGNORECASE),
+)
 
 
 def llama_cpp_version() -> str | None:
@@ -154,8 +159,13 @@ class LlamaCppBackend:
             return 0
 
     def _cause(self, offset: int) -> str | None:
-        hits = _ASSERT.findall(self._log_since(offset))
-        return hits[-1].strip() if hits else None
+        log = self._log_since(offset)
+        for pattern in _CAUSES:
+            m = pattern.search(log)
+            if m:
+                text = m.group(1) if m.groups() else m.group(0)
+                return text.strip()
+        return None
 
     def _died(self, offset: int, doing: str) -> str:
         assert self._proc is not None
@@ -365,9 +375,9 @@ class LlamaCppBackend:
         try:
             from workbench.models import memory
 
-            plan = memory.plan(self.info(), ctx=config.n_ctx, kv_type=config.type_k,
-                               swa_full=config.swa_full)
+            plan = memory.plan(
+                self.info(), ctx=config.n_ctx, kv_type=config.type_k, swa_full=config.swa_full
+            )
             return int(size + plan.kv_bytes + plan.state_bytes)
         except Exception:
             return int(size * 1.2)
-

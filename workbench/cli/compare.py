@@ -21,10 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-p", "--prompt", help="the prompt text")
-    src.add_argument("--prompts", metavar="FILE.jsonl", help="a prompt set (or a bundled set's name)")
-    p.add_argument("-m", "--model", action="append", dest="models", metavar="MODEL",
-                   help="registry name, .gguf path or http://HOST:PORT/v1#MODEL (repeatable; "
-                   "default: the bundled models)")
+    src.add_argument(
+        "--prompts", metavar="FILE.jsonl", help="a prompt set (or a bundled set's name)"
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help="registry name, .gguf path or http://HOST:PORT/v1#MODEL (repeatable; "
+        "default: the bundled models)",
+    )
     p.add_argument("-s", "--system", help="system prompt")
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--temperature", type=float, default=0.0)
@@ -33,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--reps", type=int, default=1, help="repetitions per prompt and model")
     p.add_argument("--ctx", type=int, default=4096, help="context length to allocate")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: physical cores)"
+    )
     p.add_argument("--no-store", action="store_true", help="do not append rows to data/runs")
     p.add_argument("--json", action="store_true", help="print the result rows as JSON")
     p.set_defaults(func=run)

@@ -37,8 +37,12 @@ _SCALAR_FMT = {
 }
 
 # Arrays that are large and rarely needed; kept only as their length unless asked for.
-_BULKY_KEYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
-               "tokenizer.ggml.merges")
+_BULKY_KEYS = (
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.scores",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+)
 
 
 class GGUFError(ValueError):
@@ -281,9 +285,7 @@ def read_model_info(path: str | Path, *, check_size: bool = True) -> ModelInfo:
     if check_size:
         need = header.data_offset + header.data_bytes
         if size < need:
-            raise GGUFError(
-                f"{p.name}: file is truncated ({size:,} bytes, tensors need {need:,})"
-            )
+            raise GGUFError(f"{p.name}: file is truncated ({size:,} bytes, tensors need {need:,})")
     return model_info_from_header(header, p, size)
 
 

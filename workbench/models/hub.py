@@ -86,7 +86,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
                  "26B total / 4B active", _UNSLOTH_QUANTS, "Gemma 4 mixture-of-experts"),
     CatalogEntry("gemma-4-31b", "unsloth/gemma-4-31B-it-GGUF", "gemma-4", "31B",
                  _UNSLOTH_QUANTS, "Gemma 4 dense flagship"),
-    CatalogEntry("gemma-4-e4b-ggml", "ggml-org/gemma-4-E4B-it-GGUF", "gemma-4", "8B (4.5B effective)",
+    CatalogEntry("gemma-4-e4b-ggml", "ggml-org/gemma-4-E4B-it-GGUF", "gemma-4",
+                 "8B (4.5B effective)",
                  ("Q4_K_M", "Q8_0"), "Gemma 4 E4B as converted by the llama.cpp maintainers"),
     CatalogEntry("qwen3.5-0.8b", "unsloth/Qwen3.5-0.8B-GGUF", "qwen-3.5", "0.8B", _UNSLOTH_QUANTS,
                  "Qwen 3.5 hybrid (Gated DeltaNet + attention), smallest"),
@@ -240,8 +241,10 @@ class HubSettings:
             home = env.get("HF_HOME") or os.path.join(
                 env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
             )
-            cache_dir = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or (
-                os.path.join(home, "hub")
+            cache_dir = (
+                env.get("HF_HUB_CACHE")
+                or env.get("HUGGINGFACE_HUB_CACHE")
+                or (os.path.join(home, "hub"))
             )
         if offline is None:
             flag = env.get("HF_HUB_OFFLINE") or env.get("TRANSFORMERS_OFFLINE") or ""
@@ -266,18 +269,30 @@ def _require_hub() -> None:
 def list_remote_files(
     repo: str, *, revision: str = DEFAULT_REVISION, settings: HubSettings | None = None
 ) -> list[RemoteFile]:
-    """Every file of ``repo`` at ``revision``, with sizes and LFS checksums (one API call)."""
+    """Every file of ``repo`` at ``revision``, with sizes and LFS checksums.
+
+    The same request as ``HfApi.list_repo_tree(recursive=True)``, made without its retry
+    back-off, so an unreachable hub falls back to the cache in a second, not in 25.
+    """
     _require_hub()
-    from huggingface_hub import HfApi
+    from urllib.parse import quote
+
     from huggingface_hub.hf_api import RepoFile
+    from huggingface_hub.utils import get_session, hf_raise_for_status
 
     settings = settings or HubSettings.from_env()
-    api = HfApi(endpoint=settings.endpoint)
+    url: str | None = f"{settings.endpoint}/api/models/{repo}/tree/{quote(revision, safe='')}"
+    params: dict[str, str] | None = {"recursive": "true", "expand": "false"}
     out = []
-    for item in api.list_repo_tree(repo, recursive=True, revision=revision):
-        if isinstance(item, RepoFile):
-            sha = item.lfs.sha256 if item.lfs is not None else None
-            out.append(RemoteFile(item.path, int(item.size), sha))
+    while url is not None:
+        r = get_session().get(url, params=params, headers=_auth_headers(), timeout=30)
+        hf_raise_for_status(r)
+        for entry in r.json():
+            if entry.get("type") == "file":
+                item = RepoFile(**entry)
+                sha = item.lfs.sha256 if item.lfs is not None else None
+                out.append(RemoteFile(item.path, int(item.size), sha))
+        url, params = r.links.get("next", {}).get("url"), None
     return out
 
 
@@ -466,7 +481,7 @@ def sha256_file(path: str | Path) -> str:
 def _progress_class(progress: bool) -> type:
     from tqdm import tqdm
 
-    class _Bar(tqdm):  # type: ignore[misc]
+    class _Bar(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("file", sys.stderr)
             kwargs.setdefault("disable", not progress)
@@ -687,7 +702,9 @@ def pull(
                            "again to resume") from None  # fmt: skip
         except Exception as e:
             if isinstance(e, OSError) or type(e).__module__.startswith(("httpx", "httpcore")):
-                raise HubError(f"{part.path}: download interrupted ({type(e).__name__}: "
-                               f"{str(e)[:120]}); run the pull again to resume") from None  # fmt: skip
+                why = f"{type(e).__name__}: {str(e)[:120]}"
+                raise HubError(
+                    f"{part.path}: download interrupted ({why}); run the pull again to resume"
+                ) from None
             raise
     return PullResult(ps.repo, revision, group.quant, tuple(pulled), False, reason=choice.reason)

@@ -368,8 +368,10 @@ def plan(
     ubatch = min(n_ubatch, ctx)
     n_swa_cells = 0
     if lay.n_swa:
-        n_swa_cells = n_ctx_seq if swa_full else _pad(
-            min(n_ctx_seq, lay.n_swa * (n_seq if kv_unified else 1) + ubatch)
+        n_swa_cells = (
+            n_ctx_seq
+            if swa_full
+            else _pad(min(n_ctx_seq, lay.n_swa * (n_seq if kv_unified else 1) + ubatch))
         )
 
     k_bytes = v_bytes = per_token = swa_bytes = 0
@@ -419,9 +421,7 @@ def plan(
     )
 
 
-def plan_frame(
-    infos: Iterable[ModelInfo], ctxs: Sequence[int], **kw: Any
-) -> pl.DataFrame:
+def plan_frame(infos: Iterable[ModelInfo], ctxs: Sequence[int], **kw: Any) -> pl.DataFrame:
     """One row per (model, ctx): :class:`MemoryPlan` fields plus total_bytes.
 
     Models whose architecture the planner does not know are skipped; use :func:`plan`

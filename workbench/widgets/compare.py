@@ -123,7 +123,9 @@ class ModelColumn:
         if not text:
             placeholder = {"loading": "loading model…", "skipped": "not run (stopped)"}
             msg = placeholder.get(state, "")
-            return f"<pre class='wb-text' style='{_TEXT_STYLE};color:#888'>{msg}</pre>"
+            return (
+                f"<pre class='wb-text wb-placeholder' style='{_TEXT_STYLE};color:#888'>{msg}</pre>"
+            )
         return f"<pre class='wb-text' style='{_TEXT_STYLE}'>{html.escape(text)}</pre>"
 
     def start(self) -> None:
@@ -239,22 +241,40 @@ class ComparePanel(widgets.VBox):
         )
         self.model_select.add_class("wb-models")
         self.temperature = widgets.BoundedFloatText(
-            value=cfg.temperature, min=0.0, max=2.0, step=0.05, description="temperature",
-            layout=widgets.Layout(width="190px"),
+            value=cfg.temperature,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            description="temperature",
+            layout=widgets.Layout(width="200px"),
         )
         self.top_p = widgets.BoundedFloatText(
-            value=cfg.top_p, min=0.0, max=1.0, step=0.01, description="top_p",
-            layout=widgets.Layout(width="190px"),
+            value=cfg.top_p,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            description="top_p",
+            layout=widgets.Layout(width="200px"),
         )
         self.max_tokens = widgets.BoundedIntText(
-            value=cfg.max_tokens, min=1, max=32768, description="max tokens",
-            layout=widgets.Layout(width="190px"),
+            value=cfg.max_tokens,
+            min=1,
+            max=32768,
+            description="max tokens",
+            layout=widgets.Layout(width="200px"),
         )
         self.seed = widgets.BoundedIntText(
-            value=-1 if cfg.seed is None else cfg.seed, min=-1, max=2**31 - 1,
-            description="seed", tooltip="-1: a new random seed for every response",
-            layout=widgets.Layout(width="190px"),
+            value=-1 if cfg.seed is None else cfg.seed,
+            min=-1,
+            max=2**31 - 1,
+            description="seed",
+            tooltip="-1: a new random seed for every response",
+            layout=widgets.Layout(width="200px"),
         )
+        for cls, w in (("wb-temperature", self.temperature), ("wb-top-p", self.top_p),
+                       ("wb-max-tokens", self.max_tokens), ("wb-seed", self.seed)):
+            w.add_class(cls)
+            w.style.description_width = "80px"
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.run_button.add_class("wb-run")
         self.stop_button = widgets.Button(
@@ -294,8 +314,14 @@ class ComparePanel(widgets.VBox):
         )
         buttons = widgets.HBox([self.run_button, self.stop_button, self.status])
         super().__init__(
-            [self.prompt, self.system_prompt, controls, buttons, self.columns_box,
-             self.figures_box],
+            [
+                self.prompt,
+                self.system_prompt,
+                controls,
+                buttons,
+                self.columns_box,
+                self.figures_box,
+            ],
             layout=widgets.Layout(width="100%"),
         )
         self.add_class("wb-compare")

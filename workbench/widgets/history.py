@@ -101,9 +101,7 @@ class HistoryView(widgets.VBox):
         self.summary = widgets.HTML("")
         self.table = widgets.HTML("")
         self.table.add_class("wb-history-table")
-        self.figure_outputs = {
-            k: widgets.Output() for k in ("ttft", "speed", "length", "language")
-        }
+        self.figure_outputs = {k: widgets.Output() for k in ("ttft", "speed", "length", "language")}
         self.figures_box = widgets.GridBox(
             list(self.figure_outputs.values()),
             layout=widgets.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))", width="100%"),

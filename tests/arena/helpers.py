@@ -1,0 +1,168 @@
+"""Shared helpers for the arena tests: study files, prompt files, answer pools, servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from workbench.backends.base import GenerationConfig, Prompt
+from workbench.models.registry import GEMMA_NAME, SMOLLM_NAME, bundled_models
+from workbench.store import RunStore, rows_to_frame
+
+BUNDLED = (GEMMA_NAME, SMOLLM_NAME)
+MAX_TOKENS = 12
+GEN = GenerationConfig(temperature=0.7, max_tokens=MAX_TOKENS, n_ctx=512)
+
+PROMPTS = [
+    {"id": "t-sky", "category": "science", "language": "en", "prompt": "Why is the sky blue?"},
+    {"id": "t-sum", "category": "math", "language": "en", "prompt": "What is 2 + 3?"},
+    {"id": "t-hallo", "category": "writing", "language": "de", "prompt": "Sag Hallo."},
+]
+
+
+def need_models() -> None:
+    if len(bundled_models()) < 2:
+        pytest.skip("bundled models missing (make models)")
+
+
+def write_prompts(directory: Path, prompts: Sequence[dict[str, str]] = PROMPTS) -> Path:
+    p = directory / "prompts.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in prompts), encoding="utf-8")
+    return p
+
+
+def study_text(
+    directory: Path,
+    *,
+    models: Sequence[str] = BUNDLED,
+    raters: Sequence[tuple[str, str, str]] = (
+        ("alice", "alice-secret-1", "rater"),
+        ("bob", "bob-secret-22", "rater"),
+        ("boss", "boss-secret-333", "admin"),
+    ),
+    runs_root: Path | None = None,
+    pool_only: bool = False,
+    free_prompts: bool = False,
+    max_tokens: int = MAX_TOKENS,
+    extra_top: str = "",
+) -> str:
+    """A study TOML over the test prompts (written next to it)."""
+    write_prompts(directory)
+    lines = [
+        'name = "test"',
+        f"models = {json.dumps(list(models))}",
+        'prompts = ["prompts.jsonl"]',
+        f"free_prompts = {str(free_prompts).lower()}",
+        'votes_db = "votes/test.sqlite"',
+        extra_top,
+        "[generation]",
+        f"max_tokens = {max_tokens}",
+        "temperature = 0.7",
+        "n_ctx = 512",
+        "[pool]",
+        f"only = {str(pool_only).lower()}",
+    ]
+    if runs_root is not None:
+        lines.append(f"runs_root = {json.dumps(str(runs_root))}")
+    lines += ["[limits]", "max_reason_chars = 200", "leaderboard_bootstrap = 20"]
+    for name, token, role in raters:
+        lines += ["[[raters]]", f'name = "{name}"', f'token = "{token}"', f'role = "{role}"']
+    return "\n".join(lines) + "\n"
+
+
+def write_study(directory: Path, **kw: object) -> Path:
+    p = directory / "study.toml"
+    p.write_text(study_text(directory, **kw), encoding="utf-8")  # type: ignore[arg-type]
+    return p
+
+
+def fake_runs(
+    models: Sequence[str] = BUNDLED,
+    prompts: Sequence[dict[str, str]] = PROMPTS,
+    *,
+    per: int = 3,
+    config: GenerationConfig = GEN,
+    text: str = "Answer {i} to: {prompt}",
+) -> pl.DataFrame:
+    """Stored-run rows as the Runner writes them (the pool's input), with neutral text."""
+    rows = []
+    for p in prompts:
+        for m in models:
+            for i in range(per):
+                rows.append(
+                    {
+                        "run_id": "fake",
+                        "row_id": uuid.uuid4().hex,
+                        "created_at": datetime.now(UTC),
+                        "prompt_id": p["id"],
+                        "prompt": p["prompt"],
+                        "category": p["category"],
+                        "language": p["language"],
+                        "model": m,
+                        "temperature": config.temperature,
+                        "top_p": config.top_p,
+                        "top_k": config.top_k,
+                        "max_tokens": config.max_tokens,
+                        "response": text.format(i=i, prompt=p["prompt"]),
+                        "finish_reason": "length",
+                    }
+                )
+    return rows_to_frame(rows)
+
+
+@pytest.fixture(scope="session")
+def real_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RunStore root seeded by a real run of both bundled models over the test prompts."""
+    need_models()
+    from workbench.runner import Runner
+
+    root = tmp_path_factory.mktemp("pool")
+    prompts = [Prompt(p["prompt"], p["id"], p["category"], p["language"]) for p in PROMPTS]
+    with Runner(list(BUNDLED), GEN, store=RunStore(root)) as runner:
+        frame = runner.run(prompts)
+    assert frame["error"].null_count() == frame.height, frame["error"].to_list()
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {err[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+def workbench_exe() -> list[str]:
+    exe = Path(sys.executable).with_name("workbench")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "workbench.cli"]
+
+
+@pytest.fixture()
+def launched(tmp_path: Path) -> Iterator[list[object]]:
+    """Apps launched in-process by a test; closed afterwards."""
+    apps: list[object] = []
+    yield apps
+    for app in apps:
+        app.close()  # type: ignore[attr-defined]
+        app.arena.close()  # type: ignore[attr-defined]

@@ -1,0 +1,118 @@
+"""The Gradio app through its two named API endpoints, and the admin leaderboard frames."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from workbench.arena.app import build_app, leaderboard_view
+from workbench.arena.battles import Arena
+from workbench.arena.study import StudyError, load_study
+
+from .helpers import BUNDLED, fake_runs, free_port, need_models, write_study
+
+pytestmark = pytest.mark.slow  # each test starts a Gradio server
+
+
+def _serve(tmp_path: Path, launched: list[object], **kw: object) -> tuple[object, str]:
+    need_models()
+    study = load_study(write_study(tmp_path, pool_only=True, runs_root=tmp_path, **kw))  # type: ignore[arg-type]
+    app = build_app(study, arena=Arena(study, runs=fake_runs(), seed=0))
+    launched.append(app)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
+
+
+def _db(app: object) -> list[tuple[object, ...]]:
+    path = app.arena.study.votes_db  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as c:
+        return (
+            c.execute("SELECT * FROM votes").fetchall()
+            + c.execute("SELECT battle_id, status FROM battles ORDER BY battle_id").fetchall()
+        )
+
+
+def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
+    from gradio_client import Client
+
+    app, url = _serve(tmp_path, launched)
+    client = Client(url, verbose=False)
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/new_battle",
+        "/vote",
+    }
+    battle = client.predict("alice-secret-1", api_name="/new_battle")
+    assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b"}
+    assert not any(name in str(battle) for name in BUNDLED)
+    out = client.predict("alice-secret-1", battle["battle_id"], "bothbad", "meh", api_name="/vote")
+    assert out["status"] == "recorded" and {out["model_a"], out["model_b"]} == set(BUNDLED)
+    assert out["winner"] == "tie (bothbad)"
+    votes = app.arena.votes()  # type: ignore[attr-defined]
+    assert votes.height == 1 and votes["reason"][0] == "meh" and votes["rater"][0] == "alice"
+
+
+def test_bad_input_changes_nothing(tmp_path: Path, launched: list[object]) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    app, url = _serve(tmp_path, launched)
+    client = Client(url, verbose=False)
+    done = client.predict("alice-secret-1", api_name="/new_battle")["battle_id"]
+    client.predict("alice-secret-1", done, "A", "", api_name="/vote")
+    open_id = client.predict("alice-secret-1", api_name="/new_battle")["battle_id"]
+    before = _db(app)
+    cases = [
+        (("wrong-token-123",), "/new_battle", "unknown token"),
+        (("wrong-token-123", open_id, "A", ""), "/vote", "unknown token"),
+        (("alice-secret-1", "no-such-battle", "A", ""), "/vote", "unknown battle"),
+        (("alice-secret-1", done, "B", ""), "/vote", "already has your vote"),
+        (("bob-secret-22", open_id, "A", ""), "/vote", "unknown battle"),
+        (("alice-secret-1", open_id, "A", "x" * 201), "/vote", "too long"),
+        (("alice-secret-1", open_id, "maybe", ""), "/vote", "unknown choice"),
+    ]
+    for args, endpoint, message in cases:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name=endpoint)
+    assert _db(app) == before
+    # the open battle still takes its one vote
+    client.predict("alice-secret-1", open_id, "A", "", api_name="/vote")
+    assert app.arena.store.count_votes() == 2  # type: ignore[attr-defined]
+
+
+def test_demo_tokens_refuse_a_public_address(tmp_path: Path) -> None:
+    need_models()
+    path = write_study(tmp_path, raters=[("demo", "demo-token", "rater")])
+    app = build_app(str(path))
+    with pytest.raises(StudyError, match=r"refusing to listen on 0\.0\.0\.0"):
+        app.launch(server_name="0.0.0.0", server_port=free_port(), prevent_thread_lock=True)
+    assert not app.is_running
+    app.arena.close()
+
+
+def test_leaderboard_view_filters_and_flags(tmp_path: Path) -> None:
+    votes = pl.DataFrame(
+        {
+            "model_a": ["m1", "m1", "m2", "m1", "m2"],
+            "model_b": ["m2", "m2", "m1", "m2", "m1"],
+            "winner": ["model_a", "model_a", "model_b", "tie", "model_a"],
+            "category": ["math", "math", "code", "code", "math"],
+            "language": ["en", "de", "en", "en", "en"],
+            "flagged": [False, False, False, False, True],
+        }
+    )
+    view = leaderboard_view(votes, bootstrap=10)
+    assert view.votes == 4 and view.flagged == 1
+    assert view.board["model"].to_list()[0] == "m1"
+    assert view.board["battles"].sum() == 8
+    assert view.categories == ["code", "math"] and view.languages == ["de", "en"]
+    assert leaderboard_view(votes, include_flagged=True, bootstrap=10).votes == 5
+    assert leaderboard_view(votes, category="math", bootstrap=10).votes == 2
+    assert leaderboard_view(votes, category="math", language="de", bootstrap=10).votes == 1
+    empty = leaderboard_view(votes, category="none", bootstrap=10)
+    assert empty.votes == 0 and empty.board.height == 0
+    assert set(view.elo["model"]) == {"m1", "m2"}
+    assert view.matrix.columns[0] == "model"

@@ -1,0 +1,286 @@
+"""The OpenAI-compatible backend against real servers on 127.0.0.1.
+
+Failure handling is checked against a scripted server that misbehaves on purpose; the
+main behaviour against llama-cpp-python's own server (``llama_cpp.server``) serving the
+bundled SmolLM2 model, compared with the in-process backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.sse_server import (
+    ScriptedServer,
+    chunk,
+    drop,
+    hang,
+    json_error,
+    sse,
+    sse_headers,
+)
+from workbench.backends.base import Done, Error, Event, GenerationConfig, Prompt, Token
+from workbench.backends.openai_http import OpenAIBackend
+
+PROMPT = Prompt("Write a haiku about the sea.")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(backend: OpenAIBackend, config: GenerationConfig | None = None) -> list[Event]:
+    return list(backend.stream(PROMPT, config or GenerationConfig(max_tokens=16)))
+
+
+@pytest.fixture()
+def scripted() -> Iterator[ScriptedServer]:
+    s = ScriptedServer()
+    yield s
+    s.close()
+
+
+# --------------------------------------------------------------------------- scripted server
+
+
+def test_streams_text_and_records_server_figures(scripted: ScriptedServer) -> None:
+    def script(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        h.wfile.write(b": keep-alive ping\r\n\r\n")
+        sse(h, chunk(delta={"role": "assistant"}))
+        for piece in ("Waves", " fold", " in."):
+            sse(h, chunk(piece))
+            time.sleep(0.01)
+        timings = {"prompt_n": 12, "prompt_ms": 60.0, "predicted_n": 3, "predicted_ms": 30.0,
+                   "cache_n": 0}  # fmt: skip
+        sse(h, chunk(finish="stop", timings=timings))
+        sse(h, {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}})
+        sse(h, "[DONE]")
+
+    scripted.script = script
+    cfg = GenerationConfig(temperature=0, seed=7, max_tokens=16, top_k=20, top_p=0.9)
+    events = _run(OpenAIBackend(scripted.base_url, "served-name", name="srv"), cfg)
+    assert [e.text for e in events if isinstance(e, Token)] == ["Waves", " fold", " in."]
+    done = events[-1]
+    assert isinstance(done, Done)
+    c = done.completion
+    assert c.text == "Waves fold in." and c.finish_reason == "stop"
+    assert (c.prompt_tokens, c.completion_tokens) == (12, 3)
+    assert c.prompt_tps == pytest.approx(200.0) and c.gen_tps == pytest.approx(100.0)
+    assert c.ttft_s is not None and c.total_s is not None and 0 < c.ttft_s <= c.total_s
+    assert c.gen_tps_wall is not None and c.gen_tps_wall > 0
+    assert c.extra["server_timings"]["predicted_n"] == 3
+    _, body = scripted.requests[0]
+    assert body["model"] == "served-name" and body["stream"] is True
+    assert body["messages"] == [{"role": "user", "content": PROMPT.text}]
+    assert (body["temperature"], body["seed"], body["top_k"], body["top_p"]) == (0, 7, 20, 0.9)
+    assert (body["min_p"], body["repeat_penalty"], body["max_tokens"]) == (0.05, 1.0, 16)
+
+
+def test_ollama_durations_and_reasoning(scripted: ScriptedServer) -> None:
+    def script(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk(delta={"reasoning_content": "Think."}))
+        sse(h, chunk("Answer."))
+        sse(h, chunk(finish="length", prompt_eval_count=10, prompt_eval_duration=50_000_000,
+                     eval_count=4, eval_duration=200_000_000))  # fmt: skip
+        sse(h, "[DONE]")
+
+    scripted.script = script
+    c = _run(OpenAIBackend(scripted.base_url, "m"))[-1].completion
+    assert c.text == "<think>Think.</think>\n\nAnswer." and c.finish_reason == "length"
+    assert c.prompt_tps == pytest.approx(200.0) and c.gen_tps == pytest.approx(20.0)
+    assert c.completion_tokens == 4 and "ttft_answer_s" in c.extra
+
+
+def test_api_key_comes_from_the_environment(
+    scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def script(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk("ok", finish="stop"))
+        sse(h, "[DONE]")
+
+    scripted.script = script
+    monkeypatch.setenv("MY_SERVER_KEY", "sekrit")
+    done = _run(OpenAIBackend(scripted.base_url, "m", api_key_env="MY_SERVER_KEY"))[-1]
+    assert isinstance(done, Done)
+    assert scripted.requests[-1][0]["Authorization"] == "Bearer sekrit"
+    assert "sekrit" not in json.dumps(done.completion.extra)
+    monkeypatch.delenv("MY_SERVER_KEY")
+    err = _run(OpenAIBackend(scripted.base_url, "m", api_key_env="MY_SERVER_KEY"))[-1]
+    assert isinstance(err, Error) and "MY_SERVER_KEY" in err.message
+
+
+@pytest.mark.parametrize(
+    ("status", "message"), [(404, "model 'nope' not found"), (500, "out of memory")]
+)
+def test_http_errors_carry_the_servers_message(
+    scripted: ScriptedServer, status: int, message: str
+) -> None:
+    scripted.script = lambda h, body: json_error(h, status, message)
+    err = _run(OpenAIBackend(scripted.base_url, "nope"))[-1]
+    assert isinstance(err, Error)
+    assert f"HTTP {status}" in err.message and message in err.message
+    assert err.completion.finish_reason == "error" and err.completion.error == err.message
+
+
+def test_a_stream_that_breaks_mid_answer_is_an_error(scripted: ScriptedServer) -> None:
+    def script(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk("Half"))
+        sse(h, chunk(" an answer"))
+        drop(h)
+
+    scripted.script = script
+    events = _run(OpenAIBackend(scripted.base_url, "m"))
+    err = events[-1]
+    assert isinstance(err, Error) and "stream broke" in err.message
+    assert err.completion.text == "Half an answer"  # what arrived is kept
+
+
+def test_timeouts_and_refused_connections(scripted: ScriptedServer) -> None:
+    scripted.script = hang(3)
+    err = _run(OpenAIBackend(scripted.base_url, "m", read_timeout_s=0.5))[-1]
+    assert isinstance(err, Error) and "0.5 s" in err.message
+    refused = _run(OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "m"))[-1]
+    assert isinstance(refused, Error) and "connection refused" in refused.message
+
+
+def test_cancel_stops_a_stalled_stream(scripted: ScriptedServer) -> None:
+    import threading
+
+    def script(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk("first"))
+        time.sleep(5)
+
+    scripted.script = script
+    cancel = threading.Event()
+    b = OpenAIBackend(scripted.base_url, "m")
+    t0 = time.perf_counter()
+    events = []
+    for ev in b.stream(PROMPT, GenerationConfig(), cancel):
+        events.append(ev)
+        if isinstance(ev, Token):
+            cancel.set()
+    assert time.perf_counter() - t0 < 2
+    assert isinstance(events[-1], Done) and events[-1].completion.finish_reason == "cancelled"
+    assert events[-1].completion.text == "first"
+
+
+# --------------------------------------------------------------------------- llama_cpp.server
+
+
+def _start_server(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    pytest.importorskip("llama_cpp.server.app", reason="pip install 'llama-cpp-python[server]'")
+    from workbench.host import physical_cores
+
+    threads = str(physical_cores())
+    # The same settings the in-process backend uses by default: n_ctx 4096, physical
+    # cores, flash attention on (llama.cpp's "auto" turns it on for the CPU backend;
+    # llama_cpp.server defaults to off, and a different attention kernel changes the
+    # greedy answer). No chat_format: the server then uses the GGUF's own template.
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+        "--n_threads", threads, "--n_threads_batch", threads, "--flash_attn", "true",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+            if OpenAIBackend(f"http://127.0.0.1:{port}/v1", "x").served_models():
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail("llama_cpp.server did not start in 120 s")
+
+
+@pytest.fixture(scope="module")
+def served(smollm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    proc = _start_server(smollm, port, tmp_path_factory.mktemp("server") / "server.log")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_served_and_in_process_answers_are_identical(served: str, smollm: Path) -> None:
+    from workbench.runner import Runner
+
+    cfg = GenerationConfig(temperature=0, seed=42, max_tokens=40)
+    with Runner([str(smollm), f"{served}#smollm"], cfg, budget_bytes=4 << 30) as runner:
+        frame = runner.run([PROMPT])
+    rows = {r["backend"]: r for r in frame.to_dicts()}
+    local, remote = rows["llama-cpp"], rows["openai-http"]
+    assert local["error"] is None and remote["error"] is None, (local["error"], remote["error"])
+    assert len(local["response"]) > 20
+    assert remote["response"] == local["response"]
+    assert remote["model"].startswith("smollm@127.0.0.1:")
+    assert remote["model_path"] == served and remote["arch"] is None
+    assert remote["ttft_s"] > 0 and remote["total_s"] >= remote["ttft_s"]
+    assert remote["completion_tokens"] == local["completion_tokens"]
+
+
+@pytest.mark.slow
+def test_compare_cli_mixes_a_local_file_and_a_served_model(served: str, smollm: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "workbench.cli", "compare", "-p", PROMPT.text,
+        "-m", str(smollm), "-m", f"{served}#smollm", "--max-tokens", "24",
+        "--temperature", "0", "--seed", "42", "--no-store", "--json",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert sorted(r["backend"] for r in rows) == ["llama-cpp", "openai-http"]
+    assert all(r["error"] is None for r in rows)
+    assert rows[0]["response"] == rows[1]["response"]
+
+
+@pytest.mark.slow
+def test_killing_the_server_mid_stream_is_an_error_row(smollm: Path, tmp_path: Path) -> None:
+    from workbench.runner import ResponseFinished, Runner, TokenChunk
+
+    port = _free_port()
+    proc = _start_server(smollm, port, tmp_path / "server.log")
+    cfg = GenerationConfig(temperature=0, max_tokens=2000)
+    long_prompt = Prompt("Count from 1 to 500, one number per line.")
+    finished: list[ResponseFinished] = []
+    got_tokens = 0
+    try:
+        with Runner([f"http://127.0.0.1:{port}/v1#smollm"], cfg) as runner:
+            for ev in runner.stream([long_prompt]):
+                if isinstance(ev, TokenChunk):
+                    got_tokens += 1
+                    if got_tokens == 5:
+                        proc.kill()
+                elif isinstance(ev, ResponseFinished):
+                    finished.append(ev)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert got_tokens >= 5
+    row = finished[0].row
+    assert row["finish_reason"] == "error"
+    assert "stream broke" in row["error"] and row["model"] in row["error"]
+    assert row["response"]  # the text that arrived before the break is kept

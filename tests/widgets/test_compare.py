@@ -1,0 +1,232 @@
+"""ComparePanel without a screen: build it, set values, click, wait, read state and store.
+
+The slow tests run the two bundled models for a handful of tokens (the machine running
+them is small and shared).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from workbench.backends.base import Completion, GenerationConfig
+from workbench.models.registry import ModelRef, bundled_models
+from workbench.runner import ResponseFinished
+from workbench.store import RunStore
+from workbench.widgets import ComparePanel
+from workbench.widgets.compare import ModelColumn
+
+MAX_TOKENS = 12
+RUN_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def models() -> list[ModelRef]:
+    refs = bundled_models(assemble=False)
+    if len(refs) < 2:
+        pytest.skip("bundled models missing: run `make models`")
+    return refs
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "data")
+
+
+def _config(**kw: object) -> GenerationConfig:
+    base: dict[str, object] = {"max_tokens": MAX_TOKENS, "temperature": 0.0, "seed": 42}
+    base.update(kw)
+    return GenerationConfig(**base)  # type: ignore[arg-type]
+
+
+def test_panel_offers_registry_models_and_reads_its_controls(
+    models: list[ModelRef], store: RunStore
+) -> None:
+    panel = ComparePanel(store=store, config=GenerationConfig(n_ctx=1024))
+    try:
+        names = [m.name for m in models]
+        assert set(names) <= set(panel.model_select.options)
+        assert set(panel.model_select.value) == set(names)  # bundled ones preselected
+        panel.temperature.value = 0.3
+        panel.top_p.value = 0.8
+        panel.max_tokens.value = 7
+        panel.seed.value = -1
+        panel.system_prompt.value = "  "
+        cfg = panel.generation_config()
+        assert (cfg.temperature, cfg.top_p, cfg.max_tokens) == (0.3, 0.8, 7)
+        assert cfg.seed is None and cfg.system_prompt is None
+        assert cfg.n_ctx == 1024  # load settings come from the base config
+        panel.seed.value = 5
+        panel.system_prompt.value = "Answer in French."
+        cfg = panel.generation_config()
+        assert cfg.seed == 5 and cfg.system_prompt == "Answer in French."
+    finally:
+        panel.close()
+
+
+def test_run_without_prompt_or_models_starts_nothing(
+    models: list[ModelRef], store: RunStore
+) -> None:
+    panel = ComparePanel(models=models, store=store, config=_config())
+    try:
+        panel.run_button.click()
+        assert not panel.running
+        assert "Type a prompt" in panel.status.value
+        panel.prompt.value = "Hello"
+        panel.model_select.value = ()
+        panel.run_button.click()
+        assert not panel.running
+        assert "Select at least one model" in panel.status.value
+        assert store.load().height == 0
+    finally:
+        panel.close()
+
+
+def test_column_redraws_are_throttled() -> None:
+    col = ModelColumn("m", max_redraws_per_s=20)
+    col.start()
+    t0 = time.perf_counter()
+    for i in range(3000):
+        col.add(f"t{i} ")
+        if i % 300 == 0:
+            time.sleep(0.02)
+    elapsed = time.perf_counter() - t0
+    assert col.chunks == 3000
+    # start() drew once; then at most one redraw per 50 ms (plus the first one).
+    assert 2 <= col.redraws <= 2 + elapsed * 20
+    shown_before_finish = col.body.value
+    assert "t0 " in shown_before_finish
+    completion = Completion(text=col.text, finish_reason="length", completion_tokens=3000,
+                            ttft_s=0.01, gen_tps=123.4)
+    row = {"finish_reason": "length", "ttft_s": 0.01, "gen_tps": 123.4,
+           "completion_tokens": 3000, "load_s": 0.0}
+    col.finish(ResponseFinished("m", "adhoc", 0, row, completion))
+    assert "t2999 " in col.body.value  # the final redraw shows everything
+    assert "123.4" in col.metrics.value and "3000" in col.metrics.value
+    assert col.state == "length"
+
+
+@pytest.mark.slow
+def test_run_streams_into_both_columns_and_stores_rows(
+    models: list[ModelRef], store: RunStore
+) -> None:
+    panel = ComparePanel(models=models, store=store, config=_config())
+    try:
+        seen_partial: dict[str, bool] = {m.name: False for m in models}
+
+        panel.prompt.value = "Name three colours."
+        panel.run_button.click()
+        assert panel.running
+        assert panel.run_button.disabled and not panel.stop_button.disabled
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while panel.running and time.monotonic() < deadline:
+            for name, col in panel.columns.items():
+                if col.state == "streaming" and col.text:
+                    seen_partial[name] = True  # text shown before the response ended
+            time.sleep(0.01)
+        assert panel.wait(5), "run did not finish"
+        assert panel.last_error is None
+
+        assert list(panel.columns) == [m.name for m in models]
+        for col in panel.columns.values():
+            assert col.text.strip(), f"{col.name}: no text"
+            assert col.state in ("stop", "length")
+            assert col.error is None
+            assert "TTFT</b> –" not in col.metrics.value  # figures filled in
+        assert any(seen_partial.values())
+
+        rows = store.load()
+        assert sorted(rows["model"].to_list()) == sorted(m.name for m in models)
+        assert set(rows["finish_reason"].to_list()) <= {"stop", "length"}
+        assert rows["run_id"].n_unique() == 1
+        assert rows["max_tokens"].to_list() == [MAX_TOKENS, MAX_TOKENS]
+        by_model = dict(zip(rows["model"], rows["response"], strict=True))
+        for name, col in panel.columns.items():
+            assert by_model[name] == col.text
+
+        assert set(panel.figures) == {"ttft", "speed", "length"}
+        for key, fig in panel.figures.items():
+            assert sorted(t.name for t in fig.data) == sorted(m.name for m in models), key
+            (out,) = panel.figure_outputs[key].outputs
+            assert out["data"]["application/vnd.plotly.v1+json"]["data"]
+        assert "Done" in panel.status.value
+        assert not panel.run_button.disabled and panel.stop_button.disabled
+
+        # A second run reuses the loaded models and adds rows under a new run id.
+        panel.prompt.value = "Say hi."
+        panel.max_tokens.value = 4
+        panel.run_button.click()
+        assert panel.wait(RUN_TIMEOUT_S)
+        rows = store.load()
+        assert rows.height == 4 and rows["run_id"].n_unique() == 2
+        assert all(r["load_s"] == 0.0 for r in panel.rows[2:])
+        assert all(len(f.data[0].y) + len(f.data[1].y) == 4 for f in panel.figures.values())
+    finally:
+        panel.close()
+
+
+@pytest.mark.slow
+def test_stop_mid_generation_stores_a_cancelled_row(
+    models: list[ModelRef], store: RunStore
+) -> None:
+    smollm = next(m for m in models if "smollm" in m.name)
+    other = next(m for m in models if m is not smollm)
+    # Long enough that the run cannot end before Stop; Stop ends it after a few tokens.
+    panel = ComparePanel(
+        models=[smollm, other], store=store, config=_config(max_tokens=400, temperature=0.8)
+    )
+    try:
+        panel.prompt.value = "Write a very long story about a dragon who learns to bake bread."
+        panel.run_button.click()
+        first = panel.columns[smollm.name]
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while first.chunks < 2 and panel.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.chunks >= 2, "no tokens before the deadline"
+        panel.stop_button.click()
+        assert panel.wait(60), "Stop did not end the run"
+
+        rows = store.load()
+        assert rows["model"].to_list() == [smollm.name]  # the second model never started
+        row = rows.row(0, named=True)
+        assert row["finish_reason"] == "cancelled"
+        assert row["response"] and row["response"] == first.text
+        assert first.state == "cancelled"
+        assert panel.columns[other.name].state == "skipped"
+        assert "not run" in panel.columns[other.name].body.value
+        assert "Stopped" in panel.status.value
+        assert not panel.run_button.disabled
+    finally:
+        panel.close()
+
+
+@pytest.mark.slow
+def test_a_failing_model_shows_its_error_in_its_own_column(
+    models: list[ModelRef], store: RunStore, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    smollm = next(m for m in models if "smollm" in m.name)
+    bad = ModelRef("broken", str(broken), "path")
+    panel = ComparePanel(models=[bad, smollm], store=store, config=_config(max_tokens=6))
+    try:
+        panel.prompt.value = "Hello"
+        panel.run_button.click()
+        assert panel.wait(RUN_TIMEOUT_S)
+        assert panel.last_error is None  # one model failing does not fail the run
+        bad_col, good_col = panel.columns["broken"], panel.columns[smollm.name]
+        assert bad_col.state == "error" and bad_col.error
+        assert "wb-error" in bad_col.body.value and "broken" in bad_col.body.value
+        assert good_col.error is None and good_col.text.strip()
+        assert "wb-error" not in good_col.body.value
+        assert "failed: broken" in panel.status.value
+
+        rows = store.load()
+        errors = dict(zip(rows["model"], rows["error"], strict=True))
+        assert errors[smollm.name] is None and errors["broken"]
+    finally:
+        panel.close()

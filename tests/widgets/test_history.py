@@ -1,0 +1,111 @@
+"""HistoryView on a real store: filters narrow the frame, the table and the figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from workbench.store import RunStore
+from workbench.widgets import HistoryView, filter_runs
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _row(i: int, model: str, prompt_set: str | None, category: str | None,
+         language: str | None, tps: float) -> dict[str, object]:
+    return {
+        "run_id": "run1",
+        "row_id": f"row{i}",
+        "created_at": T0 + timedelta(seconds=i),
+        "model": model,
+        "prompt_set": prompt_set,
+        "prompt_id": f"p{i}",
+        "prompt": f"prompt number {i}",
+        "category": category,
+        "language": language,
+        "response": f"answer <b>{i}</b>",
+        "finish_reason": "stop",
+        "ttft_s": 0.1 * (i + 1),
+        "gen_tps": tps,
+        "completion_tokens": 10 + i,
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    s = RunStore(tmp_path)
+    s.append(
+        [
+            _row(0, "alpha", "coding", "code", "en", 40.0),
+            _row(1, "alpha", "multilingual", "translation", "fr", 35.0),
+            _row(2, "beta", "coding", "code", "en", 80.0),
+            _row(3, "beta", "multilingual", "translation", "de", 75.0),
+            _row(4, "beta", None, None, None, 70.0),  # a prompt typed into the panel
+        ]
+    )
+    return s
+
+
+def test_filter_runs(store: RunStore) -> None:
+    runs = store.load()
+    assert filter_runs(runs).height == 5
+    assert filter_runs(runs, model="beta", language="en")["prompt_id"].to_list() == ["p2"]
+    assert filter_runs(runs, prompt_set="(none)")["prompt_id"].to_list() == ["p4"]
+    assert filter_runs(runs, model=None, category="translation").height == 2
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        filter_runs(runs, colour="red")
+
+
+def test_history_lists_filters_and_redraws(store: RunStore) -> None:
+    view = HistoryView(store, rows=3)
+    try:
+        assert view.frame.height == 5
+        assert view.filters["model"].options == ("(all)", "alpha", "beta")
+        assert view.filters["language"].options == ("(all)", "de", "en", "fr", "(none)")
+        assert "5 of 5 stored responses" in view.summary.value
+        assert "the newest 3 shown" in view.summary.value
+        # Newest first; the response's HTML is escaped, not rendered.
+        assert view.table.value.index("p4") < view.table.value.index("p2")
+        assert "p0" not in view.table.value
+        assert "answer &lt;b&gt;4&lt;/b&gt;" in view.table.value
+        speed = view.figures["speed"]
+        assert {t.name: len(t.y) for t in speed.data} == {"alpha": 2, "beta": 3}
+        assert sorted(t.name for t in view.figures["language"].data) == ["alpha", "beta"]
+
+        view.filters["model"].value = "beta"
+        assert view.frame["model"].unique().to_list() == ["beta"]
+        assert {t.name for t in view.figures["speed"].data} == {"beta"}
+        assert "3 of 5" in view.summary.value
+        view.filters["language"].value = "de"
+        assert view.frame["prompt_id"].to_list() == ["p3"]
+        (out,) = view.figure_outputs["ttft"].outputs
+        assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [
+            pytest.approx(0.4)
+        ]
+
+        # New rows appear on refresh; filters that still apply are kept.
+        store.append([_row(5, "gamma", "coding", "code", "de", 20.0)])
+        view.refresh()
+        assert "gamma" in view.filters["model"].options
+        assert view.selection() == {"model": "beta", "prompt_set": None, "category": None,
+                                    "language": "de"}
+        view.filters["model"].value = "(all)"
+        assert sorted(view.frame["model"].to_list()) == ["beta", "gamma"]
+    finally:
+        view.close()
+
+
+def test_empty_store_shows_empty_figures(tmp_path: Path) -> None:
+    view = HistoryView(RunStore(tmp_path))
+    try:
+        assert view.frame.height == 0
+        assert "0 of 0" in view.summary.value
+        assert all(len(f.data) == 0 for f in view.figures.values())
+        assert isinstance(view.frame, pl.DataFrame)
+    finally:
+        view.close()

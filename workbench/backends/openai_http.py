@@ -1,0 +1,451 @@
+"""OpenAI-compatible servers: llama-server, llama-cpp-python's server, vLLM, SGLang, Ollama.
+
+:class:`OpenAIBackend` streams ``POST {base_url}/chat/completions`` (server-sent events)
+with the standard library's ``http.client``, so it needs no extra package. It measures
+what the client sees (time to first token, total time, tokens per second of wall time)
+and records what the server reports when it does: llama-server's ``timings`` block,
+Ollama's ``*_duration`` counters, the ``usage`` block (asked for with
+``stream_options.include_usage``).
+
+Every failure becomes one :class:`~workbench.backends.base.Error` with a one-line message
+(connection refused, timed out, HTTP 4xx/5xx with the server's own message, a stream that
+broke mid-answer), so a comparison goes on with its other models. The API key is read from
+an environment variable at request time (``api_key_env``, default ``WORKBENCH_API_KEY``)
+and is never stored in a result row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from workbench.backends.base import (
+    Completion,
+    Done,
+    Error,
+    Event,
+    FinishReason,
+    GenerationConfig,
+    Prompt,
+    Token,
+)
+
+DEFAULT_API_KEY_ENV = "WORKBENCH_API_KEY"
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "eos": "stop", "length": "length"}
+
+
+class _StreamBroke(Exception):
+    pass
+
+
+class OpenAIBackend:
+    """A model served by an OpenAI-compatible HTTP server.
+
+    Args:
+        base_url: the API root, e.g. ``http://127.0.0.1:8080/v1``.
+        served_model: the model name the server expects in requests.
+        name: display name (defaults to ``served_model``).
+        api_key_env: environment variable holding the API key (default
+            ``WORKBENCH_API_KEY``; no Authorization header when that is unset).
+        connect_timeout_s: seconds to wait for the TCP connection.
+        read_timeout_s: longest wait for the next piece of the stream (a server may load
+            the model on the first request, so this is generous).
+        sampling_extras: also send ``top_k``, ``min_p`` and ``repeat_penalty`` (accepted
+            by llama.cpp's servers, vLLM, SGLang and Ollama; set False for a strict server).
+    """
+
+    backend = "openai-http"
+
+    def __init__(
+        self,
+        base_url: str,
+        served_model: str,
+        name: str | None = None,
+        api_key_env: str | None = None,
+        *,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 300.0,
+        sampling_extras: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.served_model = served_model
+        self.name = name or served_model
+        self.api_key_env = api_key_env
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.sampling_extras = sampling_extras
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) base URL: {base_url!r}")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._prefix = parts.path.rstrip("/")
+
+    # ------------------------------------------------------------------ request
+
+    def _api_key(self) -> str | None:
+        """The key from the environment; raises when an explicitly named variable is unset."""
+        var = self.api_key_env or DEFAULT_API_KEY_ENV
+        key = os.environ.get(var)
+        if not key and self.api_key_env:
+            raise _StreamBroke(f"environment variable {var} (the API key) is not set")
+        return key or None
+
+    def request_body(self, prompt: Prompt, config: GenerationConfig) -> dict[str, Any]:
+        """The JSON body sent for ``prompt`` (sampling matches the in-process backend)."""
+        messages = []
+        if config.system_prompt:
+            messages.append({"role": "system", "content": config.system_prompt})
+        messages.append({"role": "user", "content": prompt.text})
+        body: dict[str, Any] = {
+            "model": self.served_model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": config.max_tokens,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+        }
+        if config.seed is not None:
+            body["seed"] = config.seed
+        if self.sampling_extras:
+            # The in-process backend samples with these; sending them makes a served
+            # llama.cpp model answer exactly as the local one does.
+            body.update(top_k=config.top_k, min_p=0.05, repeat_penalty=1.0)
+        return body
+
+    def _connection(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=self.connect_timeout_s)
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(self.read_timeout_s)
+        return conn
+
+    def _open(
+        self, body: dict[str, Any]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, socket.socket]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        where = f"{self._host}:{self._port}"
+        try:
+            conn = self._connection()
+        except ConnectionRefusedError:
+            raise _StreamBroke(
+                f"cannot connect to {self.base_url}: connection refused (is the server running?)"
+            ) from None
+        except TimeoutError:
+            raise _StreamBroke(
+                f"cannot connect to {where}: timed out after {self.connect_timeout_s:g} s"
+            ) from None
+        except OSError as e:
+            raise _StreamBroke(f"cannot connect to {where}: {e.strerror or e}") from None
+        sock = conn.sock  # the response may outlive conn.sock (HTTP/1.0: conn closes early)
+        assert sock is not None
+        try:
+            conn.request(
+                "POST", f"{self._prefix}/chat/completions", json.dumps(body).encode(), headers
+            )
+            resp = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise _StreamBroke(f"{where} sent no answer within {self.read_timeout_s:g} s") from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise _StreamBroke(f"{where} dropped the request: {type(e).__name__}") from None
+        if resp.status >= 400:
+            detail = _error_detail(resp)
+            conn.close()
+            raise _StreamBroke(f"{where} answered HTTP {resp.status} {resp.reason}: {detail}")
+        return conn, resp, sock
+
+    # ------------------------------------------------------------------ streaming
+
+    def stream(
+        self,
+        prompt: Prompt,
+        config: GenerationConfig,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """Stream one response. Never raises for server failures: they end in Error."""
+        comp = Completion()
+        comp.extra.update(base_url=self.base_url, served_model=self.served_model)
+        t0 = time.perf_counter()
+        state = _State(t0)
+        try:
+            body = self.request_body(prompt, config)
+            conn, resp, sock = self._open(body)
+        except _StreamBroke as e:
+            comp.finish_reason, comp.error = "error", str(e)
+            comp.total_s = time.perf_counter() - t0
+            yield Error(str(e), comp)
+            return
+        stop_watch = threading.Event()
+        cancelled = threading.Event()
+        if cancel is not None:
+            threading.Thread(
+                target=_watch_cancel, args=(cancel, stop_watch, cancelled, sock), daemon=True
+            ).start()
+        try:
+            for text in self._events(resp, state):
+                if text:
+                    yield Token(text)
+            if state.finish is None and not state.done:
+                raise _StreamBroke(
+                    f"the stream broke after {state.chunks} chunks: the server closed the "
+                    "connection mid-answer"
+                )
+        except _StreamBroke as e:
+            if cancelled.is_set():
+                self._fill(comp, state, time.perf_counter(), "cancelled")
+                yield Done(comp)
+                return
+            self._fill(comp, state, time.perf_counter(), "error")
+            comp.error = str(e)
+            yield Error(str(e), comp)
+            return
+        finally:
+            stop_watch.set()
+            resp.close()
+            conn.close()
+        finish = "cancelled" if cancelled.is_set() else _FINISH.get(state.finish or "", "stop")
+        self._fill(comp, state, time.perf_counter(), finish)
+        yield Done(comp)
+
+    def _events(self, resp: http.client.HTTPResponse, st: _State) -> Iterator[str]:
+        """Visible text pieces from the SSE stream; fills ``st`` as figures arrive."""
+        ctype = resp.getheader("Content-Type", "")
+        if "text/event-stream" not in ctype:
+            # A server that ignored stream=true: one JSON document.
+            doc = self._json(_read_all(resp))
+            msg = ((doc.get("choices") or [{}])[0]).get("message") or {}
+            st.absorb(doc)
+            text = msg.get("content") or ""
+            if text:
+                st.first_text()
+                st.parts.append(text)
+            yield text
+            st.done = True
+            return
+        while True:
+            try:
+                raw = resp.readline()
+            except TimeoutError:
+                raise _StreamBroke(
+                    f"no data from the server for {self.read_timeout_s:g} s (timed out)"
+                ) from None
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                raise _StreamBroke(
+                    f"the stream broke after {st.chunks} chunks: {type(e).__name__}"
+                ) from None
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue  # event names, comments (keep-alive pings), blank separators
+            data = line[5:].strip()
+            if data == "[DONE]":
+                st.done = True
+                return
+            doc = self._json(data)
+            if "error" in doc:
+                err = doc["error"]
+                text = err.get("message", err) if isinstance(err, dict) else err
+                raise _StreamBroke(f"the server reported an error mid-stream: {text}")
+            st.chunks += 1
+            st.absorb(doc)
+            for choice in doc.get("choices") or []:
+                delta = choice.get("delta") or {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                content = delta.get("content") or ""
+                out = ""
+                if reasoning:
+                    if not st.in_reasoning:
+                        st.in_reasoning = st.saw_reasoning = True
+                        out += "<think>"
+                    out += reasoning
+                if content:
+                    if st.in_reasoning:
+                        st.in_reasoning = False
+                        out += "</think>\n\n"
+                    if st.t_answer is None and content.strip():
+                        st.t_answer = time.perf_counter()
+                    out += content
+                if content or reasoning:
+                    st.content_chunks += 1
+                if out:
+                    if out.strip():
+                        st.first_text()
+                    st.parts.append(out)
+                    yield out
+                if choice.get("finish_reason"):
+                    st.finish = choice["finish_reason"]
+
+    @staticmethod
+    def _json(data: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise _StreamBroke(
+                f"the server sent something that is not JSON: {data[:80]!r}"
+            ) from None
+        if not isinstance(doc, dict):
+            raise _StreamBroke(f"the server sent unexpected JSON: {data[:80]!r}")
+        return doc
+
+    def _fill(self, comp: Completion, st: _State, t_end: float, finish: FinishReason) -> None:
+        if st.in_reasoning:
+            st.parts.append("</think>")
+        comp.text = "".join(st.parts)
+        comp.finish_reason = finish
+        comp.total_s = t_end - st.t0
+        comp.ttft_s = st.t_first - st.t0 if st.t_first is not None else None
+        if st.saw_reasoning and st.t_answer is not None:
+            comp.extra["ttft_answer_s"] = st.t_answer - st.t0
+        usage = st.usage
+        timings = st.timings
+        comp.prompt_tokens = usage.get("prompt_tokens")
+        comp.completion_tokens = usage.get("completion_tokens")
+        if comp.prompt_tokens is None and timings.get("prompt_n") is not None:
+            comp.prompt_tokens = int(timings["prompt_n"]) + int(timings.get("cache_n") or 0)
+        if comp.completion_tokens is None and timings.get("predicted_n") is not None:
+            comp.completion_tokens = int(timings["predicted_n"])
+        ollama = st.ollama
+        if comp.prompt_tokens is None and "prompt_eval_count" in ollama:
+            comp.prompt_tokens = int(ollama["prompt_eval_count"])
+        if comp.completion_tokens is None and "eval_count" in ollama:
+            comp.completion_tokens = int(ollama["eval_count"])
+        if comp.completion_tokens is None and st.content_chunks and finish != "error":
+            # Servers that report no counts stream one token per chunk.
+            comp.completion_tokens = st.content_chunks
+            comp.extra["completion_tokens_estimated"] = True
+        # Server-side rates, from the server's own clocks.
+        if timings.get("prompt_n") and timings.get("prompt_ms"):
+            comp.prompt_tps = timings["prompt_n"] / (timings["prompt_ms"] / 1000)
+        if timings.get("predicted_n") and timings.get("predicted_ms"):
+            comp.gen_tps = timings["predicted_n"] / (timings["predicted_ms"] / 1000)
+        if ollama.get("prompt_eval_count") and ollama.get("prompt_eval_duration"):
+            comp.prompt_tps = ollama["prompt_eval_count"] / (ollama["prompt_eval_duration"] / 1e9)
+        if ollama.get("eval_count") and ollama.get("eval_duration"):
+            comp.gen_tps = ollama["eval_count"] / (ollama["eval_duration"] / 1e9)
+        if ollama.get("load_duration") is not None:
+            comp.load_s = ollama["load_duration"] / 1e9
+        n = comp.completion_tokens or 0
+        if st.t_first is not None and n > 1 and t_end > st.t_first:
+            comp.gen_tps_wall = (n - 1) / (t_end - st.t_first)
+        if timings:
+            comp.extra["server_timings"] = timings
+        if ollama:
+            comp.extra["server_durations"] = ollama
+        if usage:
+            comp.extra["usage"] = usage
+        if st.system_fingerprint:
+            comp.extra["system_fingerprint"] = st.system_fingerprint
+
+    def served_models(self) -> list[str]:
+        """Model ids the server lists at ``GET {base_url}/models`` (empty on failure)."""
+        try:
+            conn = self._connection()
+            headers = {}
+            key = self._api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            conn.request("GET", f"{self._prefix}/models", headers=headers)
+            resp = conn.getresponse()
+            doc = json.loads(_read_all(resp)) if resp.status == 200 else {}
+            conn.close()
+        except (OSError, http.client.HTTPException, ValueError, _StreamBroke):
+            return []
+        return [str(m.get("id")) for m in doc.get("data", []) if isinstance(m, dict)]
+
+    def close(self) -> None:
+        """Nothing to release: each request opens and closes its own connection."""
+
+
+class _State:
+    """What one stream has produced so far."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.t_first: float | None = None
+        self.t_answer: float | None = None
+        self.parts: list[str] = []
+        self.chunks = 0
+        self.content_chunks = 0
+        self.finish: str | None = None
+        self.done = False
+        self.in_reasoning = False
+        self.saw_reasoning = False
+        self.usage: dict[str, Any] = {}
+        self.timings: dict[str, Any] = {}
+        self.ollama: dict[str, Any] = {}
+        self.system_fingerprint: str | None = None
+
+    def first_text(self) -> None:
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+
+    def absorb(self, doc: dict[str, Any]) -> None:
+        if isinstance(doc.get("usage"), dict):
+            self.usage = doc["usage"]
+        if isinstance(doc.get("timings"), dict):
+            self.timings = doc["timings"]
+        for k in ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration",
+                  "load_duration", "total_duration"):  # fmt: skip
+            if isinstance(doc.get(k), int | float):
+                self.ollama[k] = doc[k]
+        if doc.get("system_fingerprint"):
+            self.system_fingerprint = str(doc["system_fingerprint"])
+
+
+def _watch_cancel(
+    cancel: threading.Event,
+    stop: threading.Event,
+    cancelled: threading.Event,
+    sock: socket.socket,
+) -> None:
+    """Close the socket when ``cancel`` is set, so a blocked read returns at once."""
+    while not stop.is_set():
+        if cancel.wait(0.05):
+            if stop.is_set():
+                return
+            cancelled.set()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            return
+
+
+def _read_all(resp: http.client.HTTPResponse) -> str:
+    try:
+        return resp.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as e:
+        raise _StreamBroke(f"the answer broke off: {type(e).__name__}") from None
+
+
+def _error_detail(resp: http.client.HTTPResponse) -> str:
+    """The server's own error message, on one line."""
+    try:
+        raw = resp.read(4096).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return "(no body)"
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return " ".join(raw.split())[:200] or "(no body)"
+    err = doc.get("error", doc.get("detail", doc)) if isinstance(doc, dict) else doc
+    if isinstance(err, dict):
+        err = err.get("message", err)
+    if isinstance(err, list):  # FastAPI validation errors
+        err = "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in err)
+    return " ".join(str(err).split())[:200]

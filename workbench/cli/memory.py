@@ -1,0 +1,132 @@
+"""``workbench memory``: weights + KV cache + recurrent state per model and context."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+DEFAULT_CTXS = (4096, 32768, 131072)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "memory",
+        help="memory needed per model and context length (from the GGUF header)",
+        description="Bytes for weights, KV cache and recurrent state, as llama.cpp allocates "
+        "them, for each model and context length; with --budget, the largest context that fits.",
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help="registry name or .gguf path (repeatable; default: bundled models)",
+    )
+    p.add_argument(
+        "--ctx",
+        type=int,
+        action="append",
+        metavar="N",
+        help=f"context length (repeatable; default: {', '.join(map(str, DEFAULT_CTXS))}"
+        " capped at each model's trained length)",
+    )
+    p.add_argument(
+        "--kv-type",
+        default="f16",
+        choices=("f16", "q8_0", "q4_0", "bf16", "f32"),
+        help="KV cache type for K and V (default f16)",
+    )
+    p.add_argument(
+        "--swa-full",
+        action="store_true",
+        help="full-size sliding-window caches (llama.cpp's own default)",
+    )
+    p.add_argument(
+        "--flash-attn",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="flash attention; off pads the V cache (default auto, as llama.cpp)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="GIB",
+        help="also report the largest context that fits in GIB GiB",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run)
+
+
+def _ctxs_for(n_ctx_train: int | None, asked: list[int] | None) -> list[int]:
+    if asked:
+        return asked
+    cap = n_ctx_train or max(DEFAULT_CTXS)
+    ctxs = [c for c in DEFAULT_CTXS if c <= cap]
+    if cap not in ctxs and cap < max(DEFAULT_CTXS):
+        ctxs.append(cap)
+    return ctxs
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.cli import CliError
+    from workbench.models import registry
+    from workbench.models.gguf_info import GGUFError
+    from workbench.models.memory import GIB, UnsupportedArch, format_bytes, max_context, plan
+
+    try:
+        refs = (
+            [registry.resolve(m) for m in args.models] if args.models else registry.default_models()
+        )
+    except registry.ModelNotFound as e:
+        raise CliError(str(e)) from None
+    fa = {"on": True, "off": False, "auto": None}[args.flash_attn]
+    kw: dict[str, Any] = {"kv_type": args.kv_type, "swa_full": args.swa_full, "flash_attn": fa}
+    if any(c <= 0 for c in args.ctx or []):
+        raise CliError("--ctx must be positive")
+
+    rows: list[dict[str, Any]] = []
+    errors = 0
+    text: list[str] = []
+    for ref in refs:
+        try:
+            info = ref.info()
+            ctxs = _ctxs_for(info.n_ctx_train, args.ctx)
+            plans = [plan(info, c, **kw) for c in ctxs]
+            fit = None
+            if args.budget is not None:
+                fit = max_context(info, args.budget * GIB, **kw)
+        except (GGUFError, UnsupportedArch, ValueError) as e:
+            errors += 1
+            print(f"workbench memory: {ref.name}: {e}", file=sys.stderr)
+            continue
+        for p in plans:
+            row = {"model": ref.name, **{k: v for k, v in p.as_row().items() if k != "model"}}
+            if args.budget is not None:
+                row["budget_gib"] = args.budget
+                row["max_ctx"] = fit
+            rows.append(row)
+        text.append(f"{ref.name}  ({info.arch}, {info.quant}, trained ctx {info.n_ctx_train})")
+        heads = ("weights", "KV cache", "state", "total")
+        text.append(f"  {'ctx':>8}" + "".join(f"  {h:>11}" for h in heads))
+        for p in plans:
+            text.append(
+                f"  {p.ctx:>8}  {format_bytes(p.weights_bytes):>11}  {format_bytes(p.kv_bytes):>11}"
+                f"  {format_bytes(p.state_bytes):>11}  {format_bytes(p.total_bytes):>11}"
+            )
+        text.append(
+            f"  KV per token: {format_bytes(plans[0].kv_bytes_per_token)}"
+            f" ({args.kv_type}, swa_full={'on' if args.swa_full else 'off'})"
+        )
+        if fit is not None:
+            text.append(f"  max context in {args.budget:g} GiB: {fit}")
+        text.append("")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print("\n".join(text).rstrip())
+    if errors and not rows:
+        return 1
+    return 0
