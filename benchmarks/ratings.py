@@ -167,7 +167,7 @@ def main() -> None:
     print()
     print(f"{'task':<{w1}}  {'workbench':>10}  {'baseline':>10}  {'ratio':>7}  baseline")
     rows = [
-        ("BT point fit", t_fit, t_lib_fit, "choix ilsr_pairwise_dense"),
+        ("BT point fit, frame in", t_fit, t_lib_fit, "choix ilsr_pairwise_dense, codes in"),
         (
             f"BT + {rounds} bootstrap rounds",
             t_boot,

@@ -286,6 +286,7 @@ def test_bootstrap_equals_row_resampling_in_distribution() -> None:
     """Multinomial cell resampling has the spread of literal row resampling."""
     frame = simulate(np.array([1000.0, 1100.0, 900.0]), 1500, np.random.default_rng(12))
     fast = R.bootstrap_bt(frame, rounds=600, seed=0).samples
+    assert fast is not None
     rng = np.random.default_rng(1)
     rows = [
         R.fit_bt(frame[rng.integers(0, frame.height, frame.height)]).sort("model")["rating"]
@@ -304,6 +305,7 @@ def test_bootstrap_intervals_are_calibrated() -> None:
         strengths = rng.normal(1000, 80, 6)
         frame = simulate(strengths, 1500, rng, tie_rate=0.0)
         fit = R.bootstrap_bt(frame, rounds=400, seed=study)
+        assert fit.samples is not None
         order = [int(m.split("-")[1]) for m in fit.models]
         true = strengths[order]
         i, j = np.triu_indices(len(true), 1)

@@ -474,7 +474,10 @@ class _Design:
         return out.reshape(bsz, self.d, self.d)
 
 
-def _objective(design: _Design, beta: np.ndarray, s: np.ndarray, n: np.ndarray, reg: float):
+def _objective(
+    design: _Design, beta: np.ndarray, s: np.ndarray, n: np.ndarray, reg: float
+) -> np.ndarray:
+    """Penalized log-likelihood per round."""
     eta = design.eta(beta)
     theta = beta[:, : design.n]
     return (s * eta - n * np.logaddexp(0.0, eta)).sum(axis=1) - 0.5 * reg * (theta**2).sum(1)
@@ -1144,14 +1147,12 @@ def leaderboard(
                 pl.lit(None, pl.Float64).alias("ci_high_sc"),
             )
     order = ["model", "rating", "ci_low", "ci_high", "battles", "wins", "losses", "ties", "rank"]
-    extra = [c for c in ("rating_sc", "ci_low_sc", "ci_high_sc", "rank_sc") if c in frame.columns]
+    order += [c for c in ("rating_sc", "ci_low_sc", "ci_high_sc", "rank_sc") if c in frame.columns]
+    ranks = [pl.col(c).cast(pl.Int64) for c in ("rank", "rank_sc") if c in order]
     return (
         frame.join(_records(coded), on="model")
-        .select(order + extra)
-        .with_columns(
-            pl.col("rank").cast(pl.Int64),
-            *[pl.col(c).cast(pl.Int64) for c in extra if c == "rank_sc"],
-        )
+        .select(order)
+        .with_columns(ranks)
         .sort(["rating", "model"], descending=[True, False])
     )
 
