@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +81,7 @@ def main() -> None:
     n, rounds = args.models, args.rounds
     t_gen, (frame, _) = timed(lambda: generate(args.votes, n, args.seed))
     print(f"{args.votes:,} votes among {n} models (generated in {t_gen:.2f} s)")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
 
     # ---- workbench
     t_fit, fit = timed(lambda: R.fit_bt(frame), repeat=3)

@@ -121,3 +121,15 @@ def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
     assert rows[0]["finish_reason"] == "cancelled"
     assert rows[0]["response"]
     assert store.load()["finish_reason"].to_list() == ["cancelled"]
+
+
+def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
+    cfg = GenerationConfig(temperature=0.0, max_tokens=2, n_ctx=256)
+    # A budget that holds one bundled model but not two.
+    with Runner(bundled, cfg, budget_bytes=300 * 2**20) as r:
+        r.run(["Hi"])
+        loaded = [n for n in r.model_names if r._slots[n].backend.loaded]  # type: ignore[attr-defined]
+        assert loaded == [r.model_names[-1]]
+    with Runner(bundled, cfg, budget_bytes=8 * 2**30) as r:
+        r.run(["Hi"])
+        assert all(r._slots[n].backend.loaded for n in r.model_names)  # type: ignore[attr-defined]

@@ -233,7 +233,7 @@ def bench_cases(
         s.n_threads,
         depths,
     ):
-        common = {
+        common: dict[str, Any] = {
             "depth": int(d),
             "n_threads": int(nt) if nt is not None else physical_cores(),
             "n_batch": int(nb),
@@ -368,9 +368,9 @@ def _run_child(
         proc.start()
         child.close()
         while True:
+            msg: tuple[Any, ...] | None
             try:
-                ready = parent.poll(0.1)
-                msg = parent.recv() if ready else None
+                msg = parent.recv() if parent.poll(0.1) else None
             except (EOFError, OSError):
                 msg = ("dead",)
             if msg is None:

@@ -358,14 +358,29 @@ def compare(
     config: GenerationConfig | None = None,
     *,
     reps: int = 1,
-    store: RunStore | None = None,
+    store: RunStore | bool = True,
+    **settings: Any,
 ) -> pl.DataFrame:
     """One call from a notebook: run ``prompt`` on ``models`` (default: the bundled ones)
-    and return the result rows."""
+    and return the result rows.
+
+    Args:
+        prompt: a prompt, or a list of them (``load_prompts("coding")`` gives a set).
+        models: registry names, paths or endpoint URLs; default the bundled models.
+        config: generation settings; ``settings`` (``max_tokens=64``, ...) override fields.
+        reps: repetitions per prompt and model.
+        store: True (the default data directory), a RunStore, or False to keep nothing.
+    """
+    from dataclasses import replace
+
     from workbench.models.registry import default_models
 
-    prompts: Sequence[Prompt | str] = [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
-    with Runner(models or default_models(), config, store=store) as runner:
+    prompts: Sequence[Prompt | str] = (
+        [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
+    )
+    cfg = replace(config or GenerationConfig(), **settings)
+    run_store = RunStore() if store is True else (store or None)
+    with Runner(models or default_models(), cfg, store=run_store) as runner:
         return runner.run(prompts, reps=reps)
 
 

@@ -39,7 +39,7 @@ def _list(conv: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
     return parse
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="prompt-processing and generation speed (llama-bench method)",
