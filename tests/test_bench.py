@@ -46,7 +46,7 @@ def test_rate_stats_is_llama_bench_mean_and_sample_sd() -> None:
 
 
 def test_settings_take_lists_and_bare_values() -> None:
-    s = BenchSettings(n_threads=[1, 2], flash_attn=False, type_k=["f16", "q8_0"])
+    s = BenchSettings(n_threads=[1, 2], flash_attn=False, type_k=["f16", "q8_0"])  # type: ignore[arg-type]
     assert s.n_threads == (1, 2)
     assert s.flash_attn == (False,)
     assert hash(s) == hash(
@@ -146,13 +146,13 @@ def test_depth_sweep_and_store(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bundled_models_are_reproducible() -> None:
-    from workbench.models.registry import bundled_models
+    from workbench.models.registry import ModelRef, bundled_models
 
     refs = bundled_models()
     if len(refs) < 2:
         pytest.skip("bundled models not installed (make models)")
 
-    def run(models: list[object]) -> pl.DataFrame:
+    def run(models: list[ModelRef]) -> pl.DataFrame:
         # One thread: on a small shared machine (2 cores here) a thread per core makes
         # every other process's wake-up stall llama.cpp's thread barrier: noise, not model.
         return bench(
@@ -160,7 +160,7 @@ def test_bundled_models_are_reproducible() -> None:
             n_prompt=64,
             n_gen=32,
             reps=3,
-            store=None,  # type: ignore[arg-type]
+            store=None,
             sweep=BenchSettings(n_threads=[1]),
         )
 

@@ -24,11 +24,15 @@ def runner(bundled: list[str], tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_side_by_side_rows(runner: Runner) -> None:
-    events = list(runner.stream([Prompt("Name a fruit.", id="fruit", category="demo", language="en")]))
+    events = list(
+        runner.stream([Prompt("Name a fruit.", id="fruit", category="demo", language="en")])
+    )
     rows = [e.row for e in events if isinstance(e, ResponseFinished)]
     assert [r["model"] for r in rows] == runner.model_names
-    streamed = {n: "".join(e.text for e in events if isinstance(e, TokenChunk) and e.model == n)
-                for n in runner.model_names}
+    streamed = {
+        n: "".join(e.text for e in events if isinstance(e, TokenChunk) and e.model == n)
+        for n in runner.model_names
+    }
     for r in rows:
         assert r["error"] is None, r["error"]
         assert r["response"] and r["response"] == streamed[r["model"]]
@@ -53,8 +57,9 @@ def test_seed_and_temperature_zero_reproduce(runner: Runner) -> None:
 def test_reps_and_prompt_sets(runner: Runner) -> None:
     prompts = [Prompt("1+1=", id="a"), Prompt("2+2=", id="b")]
     one = runner.model_names[-1:]
-    rows = [e.row for e in runner.stream(prompts, reps=2, models=one)
-            if isinstance(e, ResponseFinished)]
+    rows = [
+        e.row for e in runner.stream(prompts, reps=2, models=one) if isinstance(e, ResponseFinished)
+    ]
     frame = rows_to_frame(rows)
     assert frame.height == 2 * 2
     assert frame["prompt_id"].to_list() == ["a", "a", "b", "b"]

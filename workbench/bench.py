@@ -364,6 +364,7 @@ def _run_child(
     )
     reported: set[int] = set()
     current: int | None = None
+    dead: tuple[Any, ...] = ("dead",)
     try:
         proc.start()
         child.close()
@@ -372,14 +373,14 @@ def _run_child(
             try:
                 msg = parent.recv() if parent.poll(0.1) else None
             except (EOFError, OSError):
-                msg = ("dead",)
+                msg = dead
             if msg is None:
                 if proc.is_alive():
                     continue
                 try:
-                    msg = parent.recv() if parent.poll(0) else ("dead",)
+                    msg = parent.recv() if parent.poll(0) else dead
                 except (EOFError, OSError):
-                    msg = ("dead",)
+                    msg = dead
             kind = msg[0]
             if kind == "start":
                 current = msg[1]

@@ -291,7 +291,9 @@ class Runner:
                         comp = ev.completion
                         comp.finish_reason = "error"
                         comp.error = (
-                            ev.message if ev.message.startswith(f"{name}:") else f"{name}: {ev.message}"
+                            ev.message
+                            if ev.message.startswith(f"{name}:")
+                            else f"{name}: {ev.message}"
                         )
             except BackendError as e:  # a backend that raised instead of yielding Error
                 comp = Completion(finish_reason="error", error=f"{name}: {e}")
@@ -375,9 +377,7 @@ def compare(
 
     from workbench.models.registry import default_models
 
-    prompts: Sequence[Prompt | str] = (
-        [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
-    )
+    prompts: Sequence[Prompt | str] = [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
     cfg = replace(config or GenerationConfig(), **settings)
     run_store = RunStore() if store is True else (store or None)
     with Runner(models or default_models(), cfg, store=run_store) as runner:

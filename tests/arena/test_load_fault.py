@@ -48,7 +48,13 @@ class Raters:
     """50 simulated raters, each a gradio_client Client in its own thread."""
 
     def __init__(self, url: str) -> None:
+        from gradio_client import Client
+
         self.url = url
+        # Clients are made before the clock starts: each fetches config and API info.
+        self.clients = {
+            name: Client(url, verbose=False, httpx_kwargs={"timeout": 120}) for name, _, _ in RATERS
+        }
         self.acked: set[tuple[str, str]] = set()
         self.attempted: set[tuple[str, str]] = set()
         self.duplicates_rejected = 0
@@ -56,27 +62,26 @@ class Raters:
         self.lock = threading.Lock()
 
     def rater(self, name: str, token: str, n: int | None, stop: threading.Event) -> None:
-        from gradio_client import Client
         from gradio_client.exceptions import AppError
 
         rng = random.Random(name)
+        client = self.clients[name]
         try:
-            client = Client(self.url, verbose=False)
             done = 0
             while (n is None or done < n) and not stop.is_set():
-                battle = client.submit(token, api_name="/new_battle").result(timeout=60)
+                battle = client.submit(token, api_name="/new_battle").result(timeout=180)
                 bid = battle["battle_id"]
                 with self.lock:
                     self.attempted.add((bid, name))
                 choice = rng.choice(CHOICES)
-                out = client.submit(token, bid, choice, "", api_name="/vote").result(timeout=60)
+                out = client.submit(token, bid, choice, "", api_name="/vote").result(timeout=180)
                 assert out["status"] == "recorded"
                 with self.lock:
                     self.acked.add((bid, name))
                 done += 1
                 if done % 5 == 0:  # a double click: must be refused, never counted
                     try:
-                        client.submit(token, bid, choice, "", api_name="/vote").result(timeout=60)
+                        client.submit(token, bid, choice, "", api_name="/vote").result(timeout=180)
                         with self.lock:
                             self.errors.append(f"duplicate accepted: {bid}")
                     except AppError as e:

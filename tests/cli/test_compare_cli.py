@@ -15,13 +15,25 @@ def _workbench(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WORKBENCH_DATA": str(data)}
     return subprocess.run(
         [sys.executable, "-m", "workbench", *args],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
 def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
-    p = _workbench("compare", "-p", "Name a colour.", "--max-tokens", "8", "--seed", "1",
-                   "--json", data=tmp_path)
+    p = _workbench(
+        "compare",
+        "-p",
+        "Name a colour.",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "1",
+        "--json",
+        data=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)  # stdout is exactly one JSON document
     assert [r["model"] for r in rows] == ["gemma-3-270m", "smollm2-135m-instruct"]
@@ -31,8 +43,19 @@ def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
 
 
 def test_compare_table_and_errors(tmp_path: Path, bad_files: dict[str, Path]) -> None:
-    p = _workbench("compare", "-p", "Hi", "-m", "smollm2", "-m", str(bad_files["truncated"]),
-                   "--max-tokens", "6", "--no-store", data=tmp_path)
+    p = _workbench(
+        "compare",
+        "-p",
+        "Hi",
+        "-m",
+        "smollm2",
+        "-m",
+        str(bad_files["truncated"]),
+        "--max-tokens",
+        "6",
+        "--no-store",
+        data=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert "smollm2-135m-instruct" in p.stdout and "tg t/s" in p.stdout
     assert "[error]" in p.stdout and "truncated" in p.stdout
@@ -54,12 +77,23 @@ def test_compare_prompt_file(tmp_path: Path) -> None:
         '{"id": "a", "category": "math", "language": "en", "prompt": "2+2="}\n'
         '{"id": "b", "category": "math", "language": "de", "prompt": "3+3="}\n'
     )
-    p = _workbench("compare", "--prompts", str(f), "-m", "smollm2", "--max-tokens", "4",
-                   "--json", data=tmp_path)
+    p = _workbench(
+        "compare",
+        "--prompts",
+        str(f),
+        "-m",
+        "smollm2",
+        "--max-tokens",
+        "4",
+        "--json",
+        data=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
     assert [(r["prompt_id"], r["language"], r["prompt_set"]) for r in rows] == [
-        ("a", "en", "two"), ("b", "de", "two")]
+        ("a", "en", "two"),
+        ("b", "de", "two"),
+    ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "prompt": "x"}\n')
     p = _workbench("compare", "--prompts", str(bad), data=tmp_path)

@@ -64,7 +64,9 @@ def test_reading_is_faster_than_gguf_reader(smollm: Path) -> None:
         ("not_gguf", "not a GGUF file"),
     ],
 )
-def test_bad_files_give_one_line_errors(bad_files: dict[str, Path], kind: str, message: str) -> None:
+def test_bad_files_give_one_line_errors(
+    bad_files: dict[str, Path], kind: str, message: str
+) -> None:
     with pytest.raises(GGUFError) as e:
         read_model_info(bad_files[kind])
     assert message in str(e.value)

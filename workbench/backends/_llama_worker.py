@@ -133,7 +133,7 @@ class _Model:
     def prompt_tokens(self, req: dict[str, Any]) -> list[int]:
         system, text = req.get("system_prompt"), req["prompt"]
         if self.formatter is not None:
-            messages = []
+            messages: list[Any] = []
             if system:
                 messages.append({"role": "system", "content": system})
             messages.append({"role": "user", "content": text})

@@ -37,7 +37,7 @@ class GenerationConfig:
     system_prompt: str | None = None
     """System message for chat models; prepended as plain text for base models."""
     n_ctx: int = 4096
-    """Context length in tokens that the engine allocates (clamped to the model's trained length)."""
+    """Context length in tokens to allocate (clamped to the model's trained length)."""
     n_threads: int | None = None
     """CPU threads; None = physical cores, as llama.cpp's own tools choose."""
     n_gpu_layers: int = -1

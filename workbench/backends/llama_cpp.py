@@ -10,6 +10,7 @@ server, the other models of a comparison) lives on. A worker also makes Stop imm
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -192,13 +193,13 @@ class LlamaCppBackend:
         while True:
             try:
                 if self._conn.poll(0.05):
-                    return self._conn.recv()  # type: ignore[no-any-return]
+                    return self._conn.recv()
             except (EOFError, OSError):
                 return None
             if not self._proc.is_alive():
                 try:
                     if self._conn.poll(0):
-                        return self._conn.recv()  # type: ignore[no-any-return]
+                        return self._conn.recv()
                 except (EOFError, OSError):
                     pass
                 return None
@@ -255,10 +256,8 @@ class LlamaCppBackend:
                 self._log_path = None
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._reset_worker()
-        except Exception:
-            pass
 
     # ------------------------------------------------------------------ generation
 

@@ -12,7 +12,7 @@ from typing import Any
 from workbench.cli import CliError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="send the same prompt to several models, side by side",

@@ -277,7 +277,7 @@ def read_model_info(path: str | Path, *, check_size: bool = True) -> ModelInfo:
     size = p.stat().st_size
     try:
         with p.open("rb") as f:
-            header = read_header(io.BufferedReader(f, buffer_size=1 << 20))  # type: ignore[arg-type]
+            header = read_header(io.BufferedReader(f, buffer_size=1 << 20))
     except GGUFError as e:
         raise GGUFError(f"{p.name}: {e}") from None
     except (OSError, UnicodeDecodeError, struct.error) as e:

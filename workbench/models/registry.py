@@ -113,9 +113,10 @@ def gemma_path(*, assemble: bool = True) -> Path | None:
         return None
     target = cache_dir() / pkg.MODEL_NAME
     marker = target.with_suffix(".sha256")
-    if target.exists() and marker.exists() and marker.read_text().strip() == pkg.EXPECTED_SHA256:
-        if target.stat().st_size == sum(p.stat().st_size for p in pkg.chunk_paths()):
-            return target
+    verified = marker.exists() and marker.read_text().strip() == pkg.EXPECTED_SHA256
+    expected_size = sum(p.stat().st_size for p in pkg.chunk_paths())
+    if verified and target.exists() and target.stat().st_size == expected_size:
+        return target
     if not assemble:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ llama.cpp prints these with two decimals, so measured values are MiB rounded to 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -95,11 +96,15 @@ def probe_memory(path: str | Path, configs: list[ProbeConfig], *, timeout: float
     Configurations after one that aborts the process get no result.
     """
     payload = json.dumps([c.__dict__ for c in configs])
+    # ggml attaches gdb to print a backtrace before it aborts; on a loaded machine that
+    # can take minutes, and the abort itself is what callers want to see.
+    env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path), payload],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     log = proc.stderr
     results: list[ProbeResult] = []
