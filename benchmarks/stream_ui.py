@@ -27,7 +27,7 @@ TARGET = 0.95
 PROMPT = "Write a numbered list of forty short facts about the ocean."
 
 
-def measure(model: str | None, max_tokens: int, reps: int) -> dict[str, Any]:
+def measure(model: str | None, max_tokens: int, reps: int, threads: int | None = 1) -> dict[str, Any]:
     """Run baseline and panel generations alternately; return per-run figures."""
     from workbench.backends.base import GenerationConfig
     from workbench.models.registry import SMOLLM_NAME, resolve
@@ -36,7 +36,9 @@ def measure(model: str | None, max_tokens: int, reps: int) -> dict[str, Any]:
     from workbench.widgets import ComparePanel
 
     ref = resolve(model or SMOLLM_NAME)
-    config = GenerationConfig(max_tokens=max_tokens, temperature=0.0, seed=42, n_ctx=1024)
+    config = GenerationConfig(
+        max_tokens=max_tokens, temperature=0.0, seed=42, n_ctx=1024, n_threads=threads
+    )
     store = RunStore(tempfile.mkdtemp(prefix="stream-ui-"))
     runner = Runner([ref], config, store=None)
     panel = ComparePanel(models=[ref], store=store, config=config)
@@ -111,7 +113,7 @@ def _in_kernel(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list
     code = (
         "import json, runpy\n"
         f"ns = runpy.run_path({str(Path(__file__).resolve())!r}, run_name='stream_ui')\n"
-        f"r = ns['measure']({args.model!r}, {args.max_tokens}, {args.reps})\n"
+        f"r = ns['measure']({args.model!r}, {args.max_tokens}, {args.reps}, {args.threads!r})\n"
         "print('RESULT ' + json.dumps(r), flush=True)\n"
     )
     try:
@@ -137,18 +139,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="registry name (default: SmolLM2 135M)")
     ap.add_argument("--max-tokens", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads (default 1: a shared machine's scheduling noise "
+                    "hits multi-threaded decoding far harder; 0 = physical cores)")
     ap.add_argument("--in-process", action="store_true",
                     help="no kernel: widgets without a frontend (comm messages dropped)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when below the target")
     args = ap.parse_args(argv)
+    args.threads = args.threads or None
 
     if args.in_process:
-        res, updates = measure(args.model, args.max_tokens, args.reps), {}
+        res, updates = measure(args.model, args.max_tokens, args.reps, args.threads), {}
     else:
         res, updates = _in_kernel(args)
 
-    print(f"model {res['model']}, {args.max_tokens} tokens, {args.reps} interleaved reps")
+    threads = args.threads or "physical cores"
+    print(f"model {res['model']}, {args.max_tokens} tokens, {args.reps} interleaved reps, "
+          f"threads: {threads}, {'in process' if args.in_process else 'in an ipykernel'}")
     print(f"{'rep':>3} {'base t/s':>9} {'panel t/s':>9} {'base wall':>9} {'panel wall':>10}"
           f" {'redraws':>7}")
     for i, (b, p) in enumerate(zip(res["baseline"], res["panel"], strict=True)):

@@ -2,19 +2,20 @@
 
 A study file is strict TOML: an unknown key, a wrong type or an unknown model is an error
 that names the key, so a typo never silently changes a study. Relative paths are taken
-from the study file's directory. Example (``data/studies/demo.toml``)::
+from the study file's directory; a path starting with ``{data}`` from the workbench data
+directory (``$WORKBENCH_DATA`` or the checkout's ``data/``). Example (``data/studies/demo.toml``)::
 
     name = "demo"
     models = ["gemma-3-270m", "smollm2-135m-instruct"]   # registry names, paths, URLs
     prompts = ["reasoning", "instruction_following"]     # bundled sets or .jsonl paths
     free_prompts = true                                  # raters may type their own
-    votes_db = "../votes/demo.sqlite"
+    votes_db = "{data}/votes/demo.sqlite"              
 
     [generation]                                         # GenerationConfig fields
     max_tokens = 64
 
     [pool]                                               # pre-generated answers
-    runs_root = ".."                                     # a RunStore root (data/)
+    runs_root = "{data}"                                 # a RunStore root (data/)
 
     [[raters]]
     name = "admin"
@@ -226,6 +227,10 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _path(base: Path, value: str) -> Path:
+    if value.startswith("{data}"):  # the workbench data directory (WORKBENCH_DATA or data/)
+        from workbench.store import data_dir
+
+        value = str(data_dir()) + value[len("{data}") :]
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
 
@@ -463,4 +468,9 @@ def demo_study_path() -> Path:
     """The bundled example study (data/studies/demo.toml)."""
     from workbench.store import data_dir
 
-    return data_dir() / "studies" / "demo.toml"
+    p = data_dir() / "studies" / "demo.toml"
+    if not p.exists():  # WORKBENCH_DATA elsewhere: the checkout's copy
+        checkout = Path(__file__).resolve().parents[2] / "data" / "studies" / "demo.toml"
+        if checkout.exists():
+            return checkout
+    return p

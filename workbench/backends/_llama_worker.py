@@ -31,8 +31,12 @@ _FA_LINE = re.compile(r"flash_attn\s*=\s*(\w+)")
 
 def _redirect_stderr(log_path: str) -> None:
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)  # llama.cpp prints to stdout too; nothing may reach a notebook's cells
     os.dup2(fd, 2)
     os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    # On an abort ggml attaches gdb to print a backtrace: slow, and useless to users.
+    os.environ["GGML_NO_BACKTRACE"] = "1"
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
