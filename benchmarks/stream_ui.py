@@ -27,7 +27,9 @@ TARGET = 0.95
 PROMPT = "Write a numbered list of forty short facts about the ocean."
 
 
-def measure(model: str | None, max_tokens: int, reps: int, threads: int | None = 1) -> dict[str, Any]:
+def measure(
+    model: str | None, max_tokens: int, reps: int, threads: int | None = 1
+) -> dict[str, Any]:
     """Run baseline and panel generations alternately; return per-run figures."""
     from workbench.backends.base import GenerationConfig
     from workbench.models.registry import SMOLLM_NAME, resolve
@@ -92,8 +94,9 @@ def _in_kernel(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list
     spec = spec_root / "kernels" / "python3"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "py",
-                                                  "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "py", "language": "python"})
+    )
     os.environ["JUPYTER_PATH"] = str(spec_root)
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(Path(__file__).parents[1]))
     updates: dict[str, list[float]] = {}
@@ -140,36 +143,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="registry name (default: SmolLM2 135M)")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="llama.cpp threads (default 1: a shared machine's scheduling noise "
-                    "hits multi-threaded decoding far harder; 0 = physical cores)")
-    ap.add_argument("--in-process", action="store_true",
-                    help="no kernel: widgets without a frontend (comm messages dropped)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads (default 1: a shared machine's scheduling noise "
+        "hits multi-threaded decoding far harder; 0 = physical cores)",
+    )
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no kernel: widgets without a frontend (comm messages dropped)",
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when below the target")
     args = ap.parse_args(argv)
     args.threads = args.threads or None
 
+    updates: dict[str, list[float]] = {}
     if args.in_process:
-        res, updates = measure(args.model, args.max_tokens, args.reps, args.threads), {}
+        res = measure(args.model, args.max_tokens, args.reps, args.threads)
     else:
         res, updates = _in_kernel(args)
 
     threads = args.threads or "physical cores"
-    print(f"model {res['model']}, {args.max_tokens} tokens, {args.reps} interleaved reps, "
-          f"threads: {threads}, {'in process' if args.in_process else 'in an ipykernel'}")
-    print(f"{'rep':>3} {'base t/s':>9} {'panel t/s':>9} {'base wall':>9} {'panel wall':>10}"
-          f" {'redraws':>7}")
+    print(
+        f"model {res['model']}, {args.max_tokens} tokens, {args.reps} interleaved reps, "
+        f"threads: {threads}, {'in process' if args.in_process else 'in an ipykernel'}"
+    )
+    print(
+        f"{'rep':>3} {'base t/s':>9} {'panel t/s':>9} {'base wall':>9} {'panel wall':>10}"
+        f" {'redraws':>7}"
+    )
     for i, (b, p) in enumerate(zip(res["baseline"], res["panel"], strict=True)):
-        print(f"{i:>3} {b['gen_tps']:>9.1f} {p['gen_tps']:>9.1f} {b['gen_tps_wall']:>9.1f}"
-              f" {p['gen_tps_wall']:>10.1f} {p['redraws']:>7}")
+        print(
+            f"{i:>3} {b['gen_tps']:>9.1f} {p['gen_tps']:>9.1f} {b['gen_tps_wall']:>9.1f}"
+            f" {p['gen_tps_wall']:>10.1f} {p['redraws']:>7}"
+        )
     ok = True
     for key in ("gen_tps", "gen_tps_wall"):
         base = statistics.median(r[key] for r in res["baseline"])
         panel = statistics.median(r[key] for r in res["panel"])
         ratio = panel / base
         ok = ok and ratio >= TARGET
-        print(f"{key:<13} baseline {base:7.1f}  with panel {panel:7.1f}  ratio {ratio:.3f}"
-              f"  (target >= {TARGET})")
+        print(
+            f"{key:<13} baseline {base:7.1f}  with panel {panel:7.1f}  ratio {ratio:.3f}"
+            f"  (target >= {TARGET})"
+        )
     if updates:
         rates = [_max_per_second(updates.get(i, [])) for i in res["body_ids"]]
         print(f"max redraws of a column in any 1 s window (over IOPub): {max(rates)} (limit 20)")

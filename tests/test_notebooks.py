@@ -75,6 +75,6 @@ def test_notebook_runs_top_to_bottom(path: Path, kernel_env: str, tmp_path: Path
         if out.get("output_type") == "error"
     ]
     assert errors == []
-    assert all(
-        cell.execution_count is not None for cell in nb.cells if cell.cell_type == "code"
-    ), "a code cell did not run"
+    assert all(cell.execution_count is not None for cell in nb.cells if cell.cell_type == "code"), (
+        "a code cell did not run"
+    )

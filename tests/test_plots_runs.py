@@ -18,8 +18,14 @@ from workbench.plots.runs import (
 from workbench.store import RUN_SCHEMA, rows_to_frame
 
 
-def _row(model: str, ttft: float | None, tps: float | None, tokens: int | None, lang: str | None,
-         reason: str = "stop") -> dict[str, object]:
+def _row(
+    model: str,
+    ttft: float | None,
+    tps: float | None,
+    tokens: int | None,
+    lang: str | None,
+    reason: str = "stop",
+) -> dict[str, object]:
     return {
         "run_id": "r1",
         "created_at": datetime.now(UTC),

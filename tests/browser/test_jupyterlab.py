@@ -74,15 +74,29 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     token = secrets.token_hex(16)
     port = _free_port()
     log = (tmp_path / "jupyterlab.log").open("w")
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
-           f"--IdentityProvider.token={token}", "--ip", "127.0.0.1", "--port", str(port),
-           f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-           "--LabApp.expose_app_in_browser=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     if os.geteuid() == 0:  # containers and CI runners
         cmd.append("--allow-root")
     proc = subprocess.Popen(
         cmd,
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
     )
     base = f"http://127.0.0.1:{port}"
     try:

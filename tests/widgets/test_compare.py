@@ -100,10 +100,16 @@ def test_column_redraws_are_throttled() -> None:
     assert 2 <= col.redraws <= 2 + elapsed * 20
     shown_before_finish = col.body.value
     assert "t0 " in shown_before_finish
-    completion = Completion(text=col.text, finish_reason="length", completion_tokens=3000,
-                            ttft_s=0.01, gen_tps=123.4)
-    row = {"finish_reason": "length", "ttft_s": 0.01, "gen_tps": 123.4,
-           "completion_tokens": 3000, "load_s": 0.0}
+    completion = Completion(
+        text=col.text, finish_reason="length", completion_tokens=3000, ttft_s=0.01, gen_tps=123.4
+    )
+    row = {
+        "finish_reason": "length",
+        "ttft_s": 0.01,
+        "gen_tps": 123.4,
+        "completion_tokens": 3000,
+        "load_s": 0.0,
+    }
     col.finish(ResponseFinished("m", "adhoc", 0, row, completion))
     assert "t2999 " in col.body.value  # the final redraw shows everything
     assert "123.4" in col.metrics.value and "3000" in col.metrics.value

@@ -16,8 +16,14 @@ from workbench.widgets import HistoryView, filter_runs
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _row(i: int, model: str, prompt_set: str | None, category: str | None,
-         language: str | None, tps: float) -> dict[str, object]:
+def _row(
+    i: int,
+    model: str,
+    prompt_set: str | None,
+    category: str | None,
+    language: str | None,
+    tps: float,
+) -> dict[str, object]:
     return {
         "run_id": "run1",
         "row_id": f"row{i}",
@@ -84,16 +90,18 @@ def test_history_lists_filters_and_redraws(store: RunStore) -> None:
         view.filters["language"].value = "de"
         assert view.frame["prompt_id"].to_list() == ["p3"]
         (out,) = view.figure_outputs["ttft"].outputs
-        assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [
-            pytest.approx(0.4)
-        ]
+        assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [pytest.approx(0.4)]
 
         # New rows appear on refresh; filters that still apply are kept.
         store.append([_row(5, "gamma", "coding", "code", "de", 20.0)])
         view.refresh()
         assert "gamma" in view.filters["model"].options
-        assert view.selection() == {"model": "beta", "prompt_set": None, "category": None,
-                                    "language": "de"}
+        assert view.selection() == {
+            "model": "beta",
+            "prompt_set": None,
+            "category": None,
+            "language": "de",
+        }
         view.filters["model"].value = "(all)"
         assert sorted(view.frame["model"].to_list()) == ["beta", "gamma"]
     finally:

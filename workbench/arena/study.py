@@ -9,7 +9,7 @@ directory (``$WORKBENCH_DATA`` or the checkout's ``data/``). Example (``data/stu
     models = ["gemma-3-270m", "smollm2-135m-instruct"]   # registry names, paths, URLs
     prompts = ["reasoning", "instruction_following"]     # bundled sets or .jsonl paths
     free_prompts = true                                  # raters may type their own
-    votes_db = "{data}/votes/demo.sqlite"              
+    votes_db = "{data}/votes/demo.sqlite"
 
     [generation]                                         # GenerationConfig fields
     max_tokens = 64

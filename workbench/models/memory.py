@@ -480,3 +480,28 @@ def format_bytes(n: int | float) -> str:
     units = ("KiB", "MiB", "GiB", "TiB")
     e = min(int(math.log(n, 1024)), len(units))
     return f"{n / 1024**e:.2f} {units[e - 1]}"
+
+
+def context_table(
+    infos: Iterable[ModelInfo], budgets_gib: Sequence[float], **kw: Any
+) -> pl.DataFrame:
+    """The largest context that fits each model in each budget: one row per (model, budget).
+
+    Args:
+        infos: the models.
+        budgets_gib: memory budgets in GiB (weights + KV cache + recurrent state).
+        **kw: passed to :func:`plan` (kv_type, swa_full, flash_attn, ...).
+    """
+    import polars as pl
+
+    rows = []
+    for info in infos:
+        for gib in budgets_gib:
+            try:
+                ctx = max_context(info, gib * 2**30, **kw)
+            except (UnsupportedArch, ValueError):
+                ctx = None
+            rows.append({"model": info.name, "budget_gib": float(gib), "max_ctx": ctx})
+    return pl.DataFrame(
+        rows, schema={"model": pl.String, "budget_gib": pl.Float64, "max_ctx": pl.Int64}
+    )

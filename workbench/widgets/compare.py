@@ -37,7 +37,7 @@ from workbench.models.registry import ModelRef, list_models, resolve
 from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
 from workbench.store import RunStore, rows_to_frame
 
-__all__ = ["ComparePanel", "ModelColumn", "figure_bundle"]
+__all__ = ["ComparePanel", "ModelColumn", "close_tree", "figure_bundle"]
 
 _TEXT_STYLE = (
     "white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,"
@@ -63,6 +63,13 @@ def figure_bundle(fig: Any) -> dict[str, Any]:
         "data": {"application/vnd.plotly.v1+json": spec, "text/plain": f"<Figure: {title}>"},
         "metadata": {},
     }
+
+
+def close_tree(widget: widgets.Widget) -> None:
+    """Close a widget and every widget inside it (containers do not close children)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()
 
 
 def _fmt(v: float | int | None, spec: str, unit: str = "") -> str:
@@ -271,8 +278,12 @@ class ComparePanel(widgets.VBox):
             tooltip="-1: a new random seed for every response",
             layout=widgets.Layout(width="200px"),
         )
-        for cls, w in (("wb-temperature", self.temperature), ("wb-top-p", self.top_p),
-                       ("wb-max-tokens", self.max_tokens), ("wb-seed", self.seed)):
+        for cls, w in (
+            ("wb-temperature", self.temperature),
+            ("wb-top-p", self.top_p),
+            ("wb-max-tokens", self.max_tokens),
+            ("wb-seed", self.seed),
+        ):
             w.add_class(cls)
             w.style.description_width = "80px"
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
@@ -303,6 +314,7 @@ class ComparePanel(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._run_lock = threading.Lock()
+        self._active = False
 
         self.run_button.on_click(self._on_run)
         self.stop_button.on_click(self._on_stop)
@@ -385,6 +397,7 @@ class ComparePanel(widgets.VBox):
             self._cancel = threading.Event()
             self.columns = {n: ModelColumn(n, self.max_redraws_per_s) for n in names}
             self.columns_box.children = tuple(c.box for c in self.columns.values())
+            self._active = True
             self.run_button.disabled = True
             self.stop_button.disabled = False
             self._set_status(f"Running {len(names)} model(s), one after another…")
@@ -402,10 +415,11 @@ class ComparePanel(widgets.VBox):
     def stop(self) -> None:
         """Cancel the run: the response in progress is stored as ``cancelled``, models not
         yet started are skipped."""
-        self._cancel.set()
-        self.stop_button.disabled = True
-        if self.running:
-            self._set_status("Stopping…")
+        with self._run_lock:  # not after _finish_run has said "Done"
+            self._cancel.set()
+            self.stop_button.disabled = True
+            if self._active:
+                self._set_status("Stopping…")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run (if any) ends; True when nothing is running."""
@@ -421,6 +435,10 @@ class ComparePanel(widgets.VBox):
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        for col in self.columns.values():
+            close_tree(col.box)
+        for child in self.children:
+            close_tree(child)
         super().close()
 
     def _on_run(self, _button: Any = None) -> None:
@@ -477,6 +495,11 @@ class ComparePanel(widgets.VBox):
         except Exception as e:  # a figure must never hide the answers
             self.last_error = self.last_error or f"figures: {type(e).__name__}: {e}"
         failed = [c.name for c in self.columns.values() if c.state == "error"]
+        with self._run_lock:
+            self._report(elapsed, cancelled, failed)
+            self._active = False
+
+    def _report(self, elapsed: float, cancelled: bool, failed: list[str]) -> None:
         if self.last_error:
             self._set_status(f"Run failed: {self.last_error}", error=True)
         else:

@@ -19,7 +19,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 import polars as pl
 
 from workbench.store import RunStore
-from workbench.widgets.compare import figure_bundle
+from workbench.widgets.compare import close_tree, figure_bundle
 
 __all__ = ["FILTERS", "TABLE_COLUMNS", "HistoryView", "filter_runs"]
 
@@ -158,6 +158,12 @@ class HistoryView(widgets.VBox):
         self.figures = run_figures(self.frame)
         for key, out in self.figure_outputs.items():
             out.outputs = (figure_bundle(self.figures[key]),)
+
+    def close(self) -> None:
+        """Close the view and the widgets inside it."""
+        for child in self.children:
+            close_tree(child)
+        super().close()
 
     def _on_filter(self, _change: dict[str, Any]) -> None:
         if not self._updating:
