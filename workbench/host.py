@@ -55,11 +55,31 @@ def _gpu() -> str | None:
     return "; ".join(line.strip() for line in out.splitlines() if line.strip()) or None
 
 
+def _cgroup_cpus() -> int | None:
+    """CPUs a container may use (cgroup v2 cpu.max), None when unlimited or unknown."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, int(int(quota) / int(period)))
+
+
 def physical_cores() -> int:
-    """Physical cores (what llama.cpp's tools use as the default thread count)."""
+    """Physical cores this process may use: llama.cpp's tools default to that many
+    threads. Respects CPU affinity and a container's CPU quota (Binder gives one or two
+    CPUs of a large host), and $WORKBENCH_THREADS when set."""
     import psutil
 
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    env = os.environ.get("WORKBENCH_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    n = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        n = min(n, len(os.sched_getaffinity(0)))
+    quota = _cgroup_cpus()
+    return max(1, min(n, quota) if quota else n)
 
 
 @functools.cache

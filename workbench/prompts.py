@@ -14,11 +14,14 @@ class PromptSetError(ValueError):
     """A prompt file is malformed; the message names the file, line and field."""
 
 
-def prompts_dir() -> Path:
-    """The bundled prompt sets (data/prompts of the checkout)."""
+def prompt_dirs() -> list[Path]:
+    """Where prompt sets are looked up by name: the data directory's ``prompts/`` (your
+    own sets), then the sets bundled with the workbench checkout."""
     from workbench.store import data_dir
 
-    return data_dir() / "prompts"
+    bundled = Path(__file__).resolve().parents[1] / "data" / "prompts"
+    dirs = [data_dir() / "prompts", bundled]
+    return list(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:
@@ -29,7 +32,10 @@ def load_prompts(path: str | Path) -> list[Prompt]:
     """
     p = Path(path)
     if not p.exists() and not p.suffix:
-        p = prompts_dir() / f"{p.name}.jsonl"
+        for d in prompt_dirs():
+            if (d / f"{p.name}.jsonl").exists():
+                p = d / f"{p.name}.jsonl"
+                break
     if not p.exists():
         raise PromptSetError(f"prompt file not found: {path}")
     prompts: list[Prompt] = []
@@ -64,6 +70,5 @@ def load_prompts(path: str | Path) -> list[Prompt]:
 
 
 def list_prompt_sets() -> list[str]:
-    """Names of the bundled prompt sets."""
-    d = prompts_dir()
-    return sorted(f.stem for f in d.glob("*.jsonl")) if d.exists() else []
+    """Names of the prompt sets found by :func:`load_prompts`."""
+    return sorted({f.stem for d in prompt_dirs() for f in d.glob("*.jsonl")})

@@ -51,12 +51,12 @@ class Raters:
         from gradio_client import Client
 
         self.url = url
-        # Ten gradio_client Clients, each carrying five raters' concurrent calls (each rater
-        # is its own thread with its own token): 50 Clients would spend minutes of a 2-core
-        # machine just fetching config and API info before the first vote.
-        self.clients = [
-            Client(url, verbose=False, httpx_kwargs={"timeout": 300}) for _ in range(10)
-        ]
+        # One gradio_client Client per rater, made one after another before the clock
+        # starts (50 made at once time out on a loaded 2-core machine; one Client shared by
+        # several threads races its own event stream and cancels jobs).
+        self.clients = {
+            name: Client(url, verbose=False, httpx_kwargs={"timeout": 300}) for name, _, _ in RATERS
+        }
         self.acked: set[tuple[str, str]] = set()
         self.attempted: set[tuple[str, str]] = set()
         self.duplicates_rejected = 0
@@ -67,7 +67,7 @@ class Raters:
         from gradio_client.exceptions import AppError
 
         rng = random.Random(name)
-        client = self.clients[int(name[1:]) % len(self.clients)]
+        client = self.clients[name]
         try:
             done = 0
             while (n is None or done < n) and not stop.is_set():

@@ -25,6 +25,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
+_SEND_INTERVAL_S = 0.015
+"""Batch streamed text to at most one message per 15 ms (well above any UI's redraw rate)."""
 _KV_LINE = re.compile(r"(KV|RS) buffer size\s*=\s*([\d.]+) MiB")
 _FA_LINE = re.compile(r"flash_attn\s*=\s*(\w+)")
 
@@ -189,7 +191,9 @@ class _Model:
             lc.llama_memory_clear(mem, True)
         lc.llama_perf_context_reset(llm.ctx)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        out: list[str] = []
+        pending: list[str] = []
+        visible_sent = False
+        last_send = 0.0
         n_gen = 0
         finish = "length"
         vocab = self.vocab
@@ -209,18 +213,26 @@ class _Model:
             n_gen += 1
             piece = decoder.decode(piece_of(tok))
             if piece:
-                out.append(piece)
-                conn.send(("token", piece))
+                pending.append(piece)
+                now = time.perf_counter()
+                # Until visible text has gone out, every piece goes at once (the parent
+                # times the first token); after that, pieces are batched so that each
+                # token does not wake the parent (and stall llama.cpp's threads).
+                if not visible_sent or now - last_send >= _SEND_INTERVAL_S:
+                    text = "".join(pending)
+                    pending.clear()
+                    conn.send(("token", text))
+                    last_send = now
+                    visible_sent = visible_sent or bool(text.strip())
             if cancel.is_set():
                 finish = "cancelled"
                 break
             if n_gen >= max_tokens:
                 finish = "length"
                 break
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            out.append(tail)
-            conn.send(("token", tail))
+        pending.append(decoder.decode(b"", final=True))
+        if "".join(pending):
+            conn.send(("token", "".join(pending)))
         perf = lc.llama_perf_context(llm.ctx)
         figures.update(
             finish_reason=finish,

@@ -188,9 +188,9 @@ _SCALES: dict[str, tuple[tuple[int, ...], float]] = {
     "Q4_0": ((0,), 5e-3), "Q4_1": ((0,), 2.5e-3), "Q5_0": ((0,), 2.5e-3),
     "Q5_1": ((0,), 1.25e-3), "Q8_0": ((0,), 3e-4), "Q2_K": ((80, 82), 2e-3),
     "Q3_K": ((108,), 7e-4), "Q4_K": ((0, 2), 1e-4), "Q5_K": ((0, 2), 5e-5),
-    "Q6_K": ((208,), 2e-5), "IQ4_NL": ((0,), 2.5e-3), "IQ4_XS": ((0,), 2.5e-3),
-    "IQ2_XXS": ((0,), 2e-3), "IQ2_XS": ((0,), 2e-3), "IQ2_S": ((0,), 2e-3),
-    "IQ3_XXS": ((0,), 2e-3), "IQ3_S": ((0,), 2e-3), "IQ1_S": ((0,), 2e-3),
+    "Q6_K": ((208,), 2e-5), "IQ4_NL": ((0,), 4e-4), "IQ4_XS": ((0,), 2.5e-5),
+    "IQ2_XXS": ((0,), 5e-4), "IQ2_XS": ((0,), 5e-4), "IQ2_S": ((0,), 5e-4),
+    "IQ3_XXS": ((0,), 5e-4), "IQ3_S": ((0,), 5e-4), "IQ1_S": ((0,), 2e-3),
     "TQ1_0": ((52,), 2e-2), "TQ2_0": ((64,), 2e-2), "Q8_1": ((0, 2), 3e-4),
 }  # fmt: skip
 _MIN_FIELD = {"Q4_1": 2, "Q5_1": 2}  # offset of the f16 "m" (block minimum)
@@ -631,7 +631,10 @@ def catalog_headers(cfg: TwinConfig, quant: str = "Q4_K_M") -> tuple[list[KV], l
         *synthetic_vocab_kvs(cfg.n_vocab),
     ]
     tensors = _sequential(
-        ((s.name, s.shape, int(GGMLQuantizationType[t])) for s, t in zip(specs, types, strict=False)),
+        (
+            (s.name, s.shape, int(GGMLQuantizationType[t]))
+            for s, t in zip(specs, types, strict=False)
+        ),
         DEFAULT_ALIGNMENT,
     )
     return kvs, tensors

@@ -253,7 +253,7 @@ class ComparePanel(widgets.VBox):
             max=2.0,
             step=0.05,
             description="temperature",
-            layout=widgets.Layout(width="200px"),
+            layout=widgets.Layout(width="215px"),
         )
         self.top_p = widgets.BoundedFloatText(
             value=cfg.top_p,
@@ -261,14 +261,14 @@ class ComparePanel(widgets.VBox):
             max=1.0,
             step=0.01,
             description="top_p",
-            layout=widgets.Layout(width="200px"),
+            layout=widgets.Layout(width="215px"),
         )
         self.max_tokens = widgets.BoundedIntText(
             value=cfg.max_tokens,
             min=1,
             max=32768,
             description="max tokens",
-            layout=widgets.Layout(width="200px"),
+            layout=widgets.Layout(width="215px"),
         )
         self.seed = widgets.BoundedIntText(
             value=-1 if cfg.seed is None else cfg.seed,
@@ -276,7 +276,7 @@ class ComparePanel(widgets.VBox):
             max=2**31 - 1,
             description="seed",
             tooltip="-1: a new random seed for every response",
-            layout=widgets.Layout(width="200px"),
+            layout=widgets.Layout(width="215px"),
         )
         for cls, w in (
             ("wb-temperature", self.temperature),
@@ -285,7 +285,7 @@ class ComparePanel(widgets.VBox):
             ("wb-seed", self.seed),
         ):
             w.add_class(cls)
-            w.style.description_width = "80px"
+            w.style.description_width = "95px"
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.run_button.add_class("wb-run")
         self.stop_button = widgets.Button(

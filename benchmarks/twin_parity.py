@@ -1,0 +1,108 @@
+"""Twins against the real thing: speed of bundled-model twins, memory of catalog twins.
+
+    python benchmarks/twin_parity.py bench  [--reps 3] [-p 64] [-n 32]
+    python benchmarks/twin_parity.py memory [--ctx 4096] [NAME ...]
+
+``bench`` writes a random-weight twin of each bundled model and runs workbench's bench on
+original and twin in the same run, printing twin / original tokens-per-second ratios
+(a twin is faithful when they are within 5%). ``memory`` builds each catalog twin as a
+sparse all-zero file, loads it in llama-cpp-python (mmap, no repacking) with a small
+context, and prints the KV / recurrent-state buffers llama.cpp allocates next to
+workbench's planner figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+
+def bench_parity(reps: int, n_prompt: int, n_gen: int) -> int:
+    import polars as pl
+
+    from workbench.bench import bench
+    from workbench.models.registry import gemma_path, smollm_path
+    from workbench.models.twin import twin_from_file
+
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in (gemma_path(), smollm_path()):
+            if src is None:
+                continue
+            twin = Path(tmp) / f"twin-{src.name}"
+            twin_from_file(src, twin)
+            # Interleave original and twin so drifting machine load hits both alike.
+            frame = bench([str(src), str(twin), str(src), str(twin)], n_prompt=n_prompt,
+                          n_gen=n_gen, reps=reps, store=False)  # fmt: skip
+            frame = frame.with_columns(
+                pl.when(pl.col("model_path") == str(twin)).then(pl.lit("twin"))
+                .otherwise(pl.lit("original")).alias("kind")
+            )  # fmt: skip
+            agg = frame.group_by("kind", "test").agg(pl.col("tps_mean").mean())
+            for test in ("pp", "tg"):
+                rate = {r["kind"]: r["tps_mean"] for r in agg.filter(pl.col("test") == test)
+                        .iter_rows(named=True)}  # fmt: skip
+                ratio = rate["twin"] / rate["original"]
+                worst = max(worst, abs(ratio - 1))
+                print(f"{src.name:40} {test}  original {rate['original']:8.1f} t/s  "
+                      f"twin {rate['twin']:8.1f} t/s  ratio {ratio:.3f}")  # fmt: skip
+    print(f"largest deviation: {worst:.1%}")
+    return 0 if worst <= 0.05 else 1
+
+
+def memory_parity(names: list[str], ctx: int, flash_attn: bool) -> int:
+    from workbench.models.gguf_info import read_model_info
+    from workbench.models.memory import plan
+    from workbench.models.twin import llama_cpp_memory, twin_from_catalog
+    from workbench.models.twin_catalog import CATALOG
+
+    names = names or [c.name for c in CATALOG]
+    bad = 0
+    print(f"ctx {ctx}, f16 KV, swa_full off, flash_attn {flash_attn}; MiB")
+    print(f"{'model':18} {'weights GiB':>11} {'llama KV':>9} {'plan KV':>9} {'llama RS':>9} "
+          f"{'plan RS':>9}  match")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            path = Path(tmp) / f"{name}.gguf"
+            twin_from_catalog(name, path, fill="zeros")
+            try:
+                got = llama_cpp_memory(path, ctx, flash_attn=flash_attn)
+            except Exception as e:  # report and go on with the other models
+                print(f"{name:18} load failed: {e}")
+                bad += 1
+                continue
+            finally:
+                pass
+            p = plan(read_model_info(path), ctx, flash_attn=flash_attn)
+            ok = (abs(got.kv_bytes - p.kv_bytes) <= got.resolution
+                  and abs(got.state_bytes - p.state_bytes) <= got.resolution)  # fmt: skip
+            bad += not ok
+            mib = 2**20
+            print(f"{name:18} {p.weights_bytes / 2**30:11.2f} {got.kv_bytes / mib:9.2f} "
+                  f"{p.kv_bytes / mib:9.2f} {got.state_bytes / mib:9.2f} "
+                  f"{p.state_bytes / mib:9.2f}  {'yes' if ok else 'NO'}", flush=True)  # fmt: skip
+            path.unlink(missing_ok=True)
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--reps", type=int, default=3)
+    b.add_argument("-p", "--n-prompt", type=int, default=64)
+    b.add_argument("-n", "--n-gen", type=int, default=32)
+    m = sub.add_parser("memory")
+    m.add_argument("names", nargs="*")
+    m.add_argument("--ctx", type=int, default=4096)
+    m.add_argument("--flash-attn", action="store_true")
+    args = ap.parse_args(argv)
+    if args.what == "bench":
+        return bench_parity(args.reps, args.n_prompt, args.n_gen)
+    return memory_parity(args.names, args.ctx, args.flash_attn)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""``workbench twin``: writes twins from catalog names and local files, refuses bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.models.gguf_info import read_model_info
+from workbench.testing import write_fixture
+
+
+def test_twin_of_a_catalog_configuration_prints_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.gguf"
+    code = main(["twin", "catalog:qwen3.5-0.8b", "-o", str(out), "--fill", "zeros", "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["arch"] == "qwen35" and doc["fill"] == "zeros" and doc["path"] == str(out)
+    info = read_model_info(out)
+    assert info.is_twin and info.quant == "Q4_K_M" and info.vocab_size == 248320
+
+
+def test_twin_of_a_local_file_keeps_its_types(tmp_path: Path) -> None:
+    src = write_fixture("llama", tmp_path / "tiny.gguf", n_layer=2)
+    out = tmp_path / "twin.gguf"
+    assert main(["twin", str(src), "-o", str(out)]) == 0
+    a, b = read_model_info(src), read_model_info(out)
+    assert a.tensors == b.tensors and b.is_twin
+
+
+def test_list_names_every_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["twin", "--list", "--json"]) == 0
+    names = {r["name"] for r in json.loads(capsys.readouterr().out)}
+    assert {"catalog:gemma-4-26b-a4b", "catalog:qwen3.5-35b-a3b", "catalog:glm-4.7-flash"} <= names
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["twin", "catalog:nope-7b", "-o", "x.gguf"], "no published configuration"),
+        (["twin", "missing.gguf", "-o", "x.gguf"], "not found"),
+        (["twin", "catalog:glm-4-9b", "-o", "x.gguf", "--quant", "Q9_9"], "unknown quant"),
+        (["twin", "catalog:glm-4-9b"], "usage"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("workbench twin: ") and message in last
