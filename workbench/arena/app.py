@@ -165,12 +165,12 @@ def _theme(gr: Any) -> Any:
 
 
 def _make_blocks_class(gr: Any) -> type:
-    class ArenaBlocks(gr.Blocks):  # type: ignore[misc,name-defined]
+    class ArenaBlocks(gr.Blocks):
         """gr.Blocks that refuses a non-loopback address while demo tokens are in use."""
 
         arena: Arena
 
-        def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        def launch(self, **kwargs: Any) -> Any:
             host = (
                 kwargs.pop("server_name", None)
                 or os.environ.get("GRADIO_SERVER_NAME")

@@ -9,7 +9,7 @@ import sys
 from workbench.cli import CliError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser(
         "arena",
         help="serve a blind voting panel for a study (Gradio)",
