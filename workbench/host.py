@@ -58,7 +58,8 @@ def _gpu() -> str | None:
 def _cgroup_cpus() -> int | None:
     """CPUs a container may use (cgroup v2 cpu.max), None when unlimited or unknown."""
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
     except (OSError, ValueError):
         return None
     if quota == "max":

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 DEFAULT_CTXS = (4096, 32768, 131072)
+
+if TYPE_CHECKING:
+    from workbench.models.registry import ModelRef
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from workbench.models.memory import GIB, UnsupportedArch, format_bytes, max_context, plan
 
     try:
-        refs = (
-            [registry.resolve(m) for m in args.models] if args.models else registry.default_models()
-        )
+        refs = [_resolve(m) for m in args.models] if args.models else registry.default_models()
     except registry.ModelNotFound as e:
         raise CliError(str(e)) from None
     fa = {"on": True, "off": False, "auto": None}[args.flash_attn]
@@ -130,3 +131,12 @@ def run(args: argparse.Namespace) -> int:
     if errors and not rows:
         return 1
     return 0
+
+
+def _resolve(spec: str) -> ModelRef:
+    """Memory needs only a twin's header: a sparse all-zero twin costs no disk or time."""
+    from workbench.models import registry
+
+    if spec.startswith(("twin:", "catalog:")):
+        return registry.twin_ref(spec, fill="zeros")
+    return registry.resolve(spec)

@@ -49,7 +49,7 @@ def _list(as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max(len(r["name"]) for r in rows)
+    width = max(len(str(r["name"])) for r in rows)
     for r in rows:
         print(f"{r['name']:<{width}}  {r['arch']:<10} {r['layers']:>3} layers  {r['note']}")
     return 0

@@ -263,6 +263,23 @@ def endpoint_ref(spec: str) -> ModelRef:
     return ModelRef(f"{model}@{base.split('://', 1)[-1]}", base, "endpoint", served_model=model)
 
 
+def twin_ref(spec: str, *, fill: str = "random") -> ModelRef:
+    """``twin:NAME[:QUANT]`` (a published configuration), ``twin:PATH.gguf`` or
+    ``twin:owner/repo:FILE`` -> a synthetic twin, built on first use and cached.
+
+    Args:
+        spec: the twin's name.
+        fill: "random" for speed runs; "zeros" writes a sparse file, enough for memory.
+    """
+    from workbench.models.twin import TwinError, resolve_twin
+
+    try:
+        path = resolve_twin(spec, fill=fill)  # type: ignore[arg-type]
+    except TwinError as e:
+        raise ModelNotFound(str(e)) from None
+    return ModelRef(spec.removeprefix("catalog:").removeprefix("twin:"), str(path), "twin")
+
+
 def resolve(spec: str) -> ModelRef:
     """A registry name, a .gguf path or an endpoint URL -> ModelRef.
 
@@ -271,6 +288,8 @@ def resolve(spec: str) -> ModelRef:
     """
     if spec.startswith(("http://", "https://")):
         return endpoint_ref(spec)
+    if spec.startswith(("twin:", "catalog:")):
+        return twin_ref(spec)
     p = Path(spec).expanduser()
     if spec.endswith(".gguf") or os.sep in spec:
         # Store names contain "/" too (hf-cache "owner/repo:file", Ollama "hf.co/...:tag",

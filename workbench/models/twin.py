@@ -32,19 +32,21 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from workbench.models.gguf_info import (
     DEFAULT_ALIGNMENT,
     GGUF_MAGIC,
     GGUFError,
     GGUFHeader,
+    ModelInfo,
     TensorInfo,
     read_header,
 )
 from workbench.models.twin_catalog import (
     ARRAY,
     BOOL,
+    CATALOG,
     KV,
     STRING,
     TwinConfig,
@@ -53,6 +55,9 @@ from workbench.models.twin_catalog import (
     layout,
     synthetic_vocab_kvs,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 Fill = Literal["random", "zeros"]
 TWIN_KEY = "workbench.twin"
@@ -211,7 +216,7 @@ def _float_values(name: str, n: int, rng: Any) -> Any:
     return rng.normal(0.0, 0.02, n).astype(np.float32)
 
 
-def _write_float(f: BinaryIO, t: TensorInfo, rng: Any) -> None:
+def _write_float(f: BinaryIO, t: TensorInfo, rng: Any, pool: Any = None) -> None:
     import numpy as np
 
     kind, n = t.type_name, t.n_elements
@@ -230,7 +235,7 @@ def _write_float(f: BinaryIO, t: TensorInfo, rng: Any) -> None:
             f.write(bytes(min(step, n - start) * (t.n_bytes // max(n, 1))))
 
 
-def _write_quant(f: BinaryIO, t: TensorInfo, rng: Any) -> None:
+def _write_quant(f: BinaryIO, t: TensorInfo, rng: Any, pool: Any) -> None:
     import numpy as np
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -241,7 +246,10 @@ def _write_quant(f: BinaryIO, t: TensorInfo, rng: Any) -> None:
     fields, base = _SCALES.get(kind, ((), 0.0))
     for start in range(0, n_blocks, per_chunk):
         nb = min(per_chunk, n_blocks - start)
-        blk = np.frombuffer(bytearray(rng.bytes(nb * bsize)), np.uint8).reshape(nb, bsize)
+        # Random bytes come from a pool at a random offset (generating fresh bytes for
+        # tens of GB is the slow part); the scale fields below are drawn per block.
+        o = int(rng.integers(0, len(pool) - nb * bsize + 1))
+        blk = pool[o : o + nb * bsize].copy().reshape(nb, bsize)
         for off in fields:
             d = (base * rng.uniform(0.5, 1.5, nb)).astype("<f2")
             blk[:, off : off + 2] = d.view(np.uint8).reshape(nb, 2)
@@ -330,12 +338,13 @@ def write_gguf(
         with open(tmp, "wb") as f:
             f.write(head)
             if fill == "random":
+                pool = np.frombuffer(rng.bytes(2 * _CHUNK), np.uint8)
                 for t in sorted(tensors, key=lambda t: t.offset):
                     gap = data_offset + t.offset - f.tell()
                     if gap < 0:
                         raise TwinError(f"{t.name}: tensor overlaps the one before it")
                     f.write(bytes(gap))
-                    (_write_float if _is_float(t) else _write_quant)(f, t, rng)
+                    (_write_float if _is_float(t) else _write_quant)(f, t, rng, pool)
             f.truncate(total)  # zeros: the data section stays a hole (a sparse file)
         os.replace(tmp, path)
     finally:
@@ -421,7 +430,7 @@ def read_local_headers(path: str | Path) -> list[RawHeader]:
     for part in _split_parts(p):
         try:
             with part.open("rb") as f:
-                out.append(read_raw_header(io.BufferedReader(f, buffer_size=1 << 20)))  # type: ignore[arg-type]
+                out.append(read_raw_header(io.BufferedReader(f, buffer_size=1 << 20)))
         except (GGUFError, struct.error) as e:
             raise TwinError(f"{part.name}: {e}") from None
     return out
@@ -829,3 +838,51 @@ def llama_cpp_memory(
         return round(sum(float(v) for v in vals) * mib)
 
     return LlamaMemory(total("KV"), total("RS"), int(0.005 * mib) + 1)
+
+
+def catalog_info(name: str, quant: str = "Q4_K_M") -> ModelInfo:
+    """A catalog model's :class:`ModelInfo`, from its published configuration alone: what
+    the planner needs to answer "how much context fits" before anything is downloaded."""
+    from workbench.models.gguf_info import GGUFHeader, model_info_from_header
+
+    cfg = catalog_config(name.removeprefix("catalog:").removeprefix("twin:"))
+    if cfg is None:
+        raise TwinError(f"no published configuration named {name!r}")
+    kvs, tensors = catalog_headers(cfg, quant)
+    meta: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for kv in kvs:
+        if isinstance(kv.value, list | tuple):
+            lengths[kv.key] = len(kv.value)
+            if kv.key.startswith("tokenizer.ggml."):
+                continue
+        meta[kv.key] = list(kv.value) if isinstance(kv.value, tuple) else kv.value
+    header = GGUFHeader(3, meta, tensors, 0, lengths)
+    size = header.data_bytes
+    return model_info_from_header(header, Path(f"{cfg.name}-{quant}.gguf"), size)
+
+
+def catalog_frame(
+    budget_bytes: int | float, *, quant: str = "Q4_K_M", ctx: int = 32768
+) -> pl.DataFrame:
+    """Every catalog model's weights, KV cache per token, memory at ``ctx`` and the largest
+    context that fits ``budget_bytes`` (planner figures, f16 KV, flash attention auto)."""
+    import polars as pl
+
+    from workbench.models import memory
+
+    rows = []
+    for cfg in CATALOG:
+        info = catalog_info(cfg.name, quant)
+        p = memory.plan(info, min(ctx, info.n_ctx_train or ctx))
+        rows.append({
+            "model": cfg.name,
+            "arch": info.arch,
+            "params_b": info.params / 1e9,
+            "weights_gib": p.weights_bytes / 2**30,
+            "kv_kib_per_token": p.kv_bytes_per_token / 1024,
+            f"total_gib_at_{ctx}": p.total_bytes / 2**30,
+            "max_ctx_in_budget": memory.max_context(info, budget_bytes),
+            "n_ctx_train": info.n_ctx_train,
+        })  # fmt: skip
+    return pl.DataFrame(rows)

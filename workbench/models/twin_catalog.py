@@ -184,7 +184,7 @@ class _Layout:
         else:
             self.kvs.append(KV(full, vtype or UINT32, int(value)))
 
-    def t(self, name: str, *shape: int) -> None:
+    def t(self, name: str, *shape: Any) -> None:
         self.tensors.append(TensorSpec(name, tuple(int(s) for s in shape)))
 
     def common(self, n_ff: Any = None) -> None:
@@ -366,7 +366,8 @@ def _layout_glm4(b: _Layout) -> None:
         _attn_qkv_bias(b, p)
         b.t(p + "post_attention_norm.weight", c.n_embd)
         b.t(p + "ffn_norm.weight", c.n_embd)
-        b.t(p + "ffn_up.weight", c.n_embd, 2 * int(c.n_ff))  # gate and up, fused
+        ff = c.n_ff if isinstance(c.n_ff, int) else max(c.n_ff)
+        b.t(p + "ffn_up.weight", c.n_embd, 2 * ff)  # gate and up, fused
         b.t(p + "ffn_down.weight", c.n_ff, c.n_embd)
         b.t(p + "post_ffw_norm.weight", c.n_embd)
 
