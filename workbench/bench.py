@@ -23,8 +23,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import re
-import signal
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +33,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from workbench.backends.llama_log import exit_description, failure_cause
 from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 
@@ -101,12 +100,6 @@ KV_TYPES: dict[str, int] = {
     "iq4_nl": 20,
     "bf16": 30,
 }
-
-_CAUSE = re.compile(
-    r"(GGML_ASSERT\(.*?\) failed|GGML_ABORT.*|.*error loading model.*|.*failed to load model.*"
-    r"|.*unknown model architecture.*|.*failed to allocate.*|.*out of memory.*)",
-    re.IGNORECASE,
-)
 
 
 class BenchError(ValueError):
@@ -301,24 +294,12 @@ def _store_root(store: StoreArg) -> Path | None:
     return Path(store.root)
 
 
-def _signal_name(code: int | None) -> str:
-    if code is None:
-        return "unknown status"
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
-
-
 def _cause(log_path: str) -> str | None:
     try:
         text = Path(log_path).read_text("utf-8", "replace")
     except OSError:
         return None
-    hits = _CAUSE.findall(text)
-    return hits[-1].strip() if hits else None
+    return failure_cause(text)
 
 
 @dataclass
@@ -396,7 +377,8 @@ def _run_child(
                 proc.join(timeout=5)
                 cause = _cause(log_path)
                 doing = f" during {cases[current].label}" if current is not None else ""
-                err = f"llama.cpp stopped the bench process ({_signal_name(proc.exitcode)}){doing}"
+                status = exit_description(proc.exitcode)
+                err = f"llama.cpp stopped the bench process ({status}){doing}"
                 err = f"{err}: {cause}" if cause else err
                 for i in range(len(cases)):
                     if i not in reported:

@@ -103,7 +103,8 @@ def test_cancel_stops_generation(smol: LlamaCppBackend) -> None:
     done = got[-1]
     assert isinstance(done, Done)
     assert done.completion.finish_reason == "cancelled"
-    assert 0 < (done.completion.completion_tokens or 0) < 400
+    # None when the worker was too slow to answer Stop and was killed (a loaded machine)
+    assert done.completion.completion_tokens is None or done.completion.completion_tokens < 400
     assert done.completion.text
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import re
-import signal
 import tempfile
 import threading
 import time
@@ -32,18 +30,14 @@ from workbench.backends.base import (
     Prompt,
     Token,
 )
+from workbench.backends.llama_log import exit_description, failure_cause
 from workbench.host import physical_cores
 from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
-_CANCEL_GRACE_S = 2.0
-# Lines of llama.cpp's log that say why a load or decode failed, most specific first.
-_CAUSES = (
-    re.compile(r"GGML_ASSERT\(.*?\) failed"),
-    re.compile(r"GGML_ABORT.*|.*(?:terminate called|what\(\)).*"),
-    re.compile(r"error loading model:\s*(.*)"),
-    re.compile(r".*(?:error|failed).*", re.IGNORECASE),
-)
+_CANCEL_GRACE_S = 5.0
+"""After Stop, a worker that has not answered within this many seconds (stuck in a long
+prompt evaluation) is killed."""
 
 
 def llama_cpp_version() -> str | None:
@@ -76,17 +70,6 @@ def _load_params(config: GenerationConfig, info: ModelInfo) -> dict[str, Any]:
         "type_v": _KV_TYPES[config.type_v],
         "seed": config.seed if config.seed is not None else 0xFFFFFFFF,
     }
-
-
-def _signal_name(code: int | None) -> str:
-    if code is None:
-        return "unknown status"
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
 
 
 class LlamaCppBackend:
@@ -160,13 +143,7 @@ class LlamaCppBackend:
             return 0
 
     def _cause(self, offset: int) -> str | None:
-        log = self._log_since(offset)
-        for pattern in _CAUSES:
-            m = pattern.search(log)
-            if m:
-                text = m.group(1) if m.groups() else m.group(0)
-                return text.strip()
-        return None
+        return failure_cause(self._log_since(offset))
 
     def _died(self, offset: int, doing: str) -> str:
         assert self._proc is not None
@@ -174,7 +151,7 @@ class LlamaCppBackend:
         code = self._proc.exitcode
         cause = self._cause(offset)
         self._reset_worker()
-        msg = f"llama.cpp stopped the worker ({_signal_name(code)}) while {doing}"
+        msg = f"llama.cpp stopped the worker ({exit_description(code)}) while {doing}"
         return f"{msg}: {cause}" if cause else msg
 
     def _reset_worker(self) -> None:
