@@ -121,3 +121,19 @@ def test_cli_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["arena", "--study", str(DEMO), "--check", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"study": "demo"' in out and BUNDLED[1] in out
+
+
+def test_twins_are_refused(tmp_path: Path) -> None:
+    """A synthetic twin has random weights: its answers are noise, never in a study."""
+    need_models()
+    from workbench.models.registry import smollm_path
+    from workbench.models.twin import twin_from_file
+
+    twin = tmp_path / "smol-twin.gguf"
+    twin_from_file(smollm_path(), twin, fill="zeros")  # type: ignore[arg-type]
+    with pytest.raises(StudyError, match="synthetic twin"):
+        parse_study(study_text(tmp_path, models=[BUNDLED[0], str(twin)]), base_dir=tmp_path)
+    with pytest.raises(StudyError, match="synthetic twin"):
+        parse_study(
+            study_text(tmp_path, models=[BUNDLED[0], "twin:qwen3.5-0.8b"]), base_dir=tmp_path
+        )

@@ -307,6 +307,15 @@ def _raters(items: Any) -> tuple[Rater, ...]:
     return tuple(raters)
 
 
+def _is_twin(ref: ModelRef) -> bool:
+    from workbench.models.gguf_info import GGUFError, read_model_info
+
+    try:
+        return read_model_info(ref.path, check_size=False).is_twin
+    except GGUFError:
+        return False  # a bad file fails later, in that model's answers
+
+
 def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
     if not isinstance(items, list) or len(items) < 2:
         raise StudyError("models: list at least two models (registry names, paths or URLs)")
@@ -316,12 +325,16 @@ def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
         if not resolve_models:
             refs.append(ModelRef(spec, spec, "unresolved"))
             continue
+        if spec.startswith(("twin:", "catalog:")):
+            raise StudyError(f"models: {spec} is a synthetic twin (random weights): no answers")
         try:
             ref = resolve(spec)
         except ModelNotFound as e:
             raise StudyError(f"models: {e}") from None
         if ref.source == "path" and not Path(ref.path).is_file():
             raise StudyError(f"models: model file not found: {ref.path}")
+        if not ref.is_endpoint and _is_twin(ref):
+            raise StudyError(f"models: {ref.name} is a synthetic twin (random weights): no answers")
         refs.append(ref)
     names = [r.name for r in refs]
     dup = sorted({n for n in names if names.count(n) > 1})
