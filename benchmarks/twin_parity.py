@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 
-def bench_parity(reps: int, n_prompt: int, n_gen: int) -> int:
+def bench_parity(reps: int, n_prompt: int, n_gen: int, threads: int | None = None) -> int:
     import polars as pl
 
-    from workbench.bench import bench
+    from workbench.bench import BenchSettings, bench
     from workbench.models.registry import gemma_path, smollm_path
     from workbench.models.twin import twin_from_file
 
@@ -34,8 +34,9 @@ def bench_parity(reps: int, n_prompt: int, n_gen: int) -> int:
             twin = Path(tmp) / f"twin-{src.name}"
             twin_from_file(src, twin)
             # Interleave original and twin so drifting machine load hits both alike.
+            sweep = BenchSettings(n_threads=[threads]) if threads else None
             frame = bench([str(src), str(twin), str(src), str(twin)], n_prompt=n_prompt,
-                          n_gen=n_gen, reps=reps, store=False)  # fmt: skip
+                          n_gen=n_gen, reps=reps, store=False, sweep=sweep)  # fmt: skip
             frame = frame.with_columns(
                 pl.when(pl.col("model_path") == str(twin)).then(pl.lit("twin"))
                 .otherwise(pl.lit("original")).alias("kind")
@@ -94,13 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--reps", type=int, default=3)
     b.add_argument("-p", "--n-prompt", type=int, default=64)
     b.add_argument("-n", "--n-gen", type=int, default=32)
+    b.add_argument(
+        "-t",
+        "--threads",
+        type=int,
+        default=None,
+        help="threads (1 leaves a core to the machine's own noise)",
+    )
     m = sub.add_parser("memory")
     m.add_argument("names", nargs="*")
     m.add_argument("--ctx", type=int, default=4096)
     m.add_argument("--flash-attn", action="store_true")
     args = ap.parse_args(argv)
     if args.what == "bench":
-        return bench_parity(args.reps, args.n_prompt, args.n_gen)
+        return bench_parity(args.reps, args.n_prompt, args.n_gen, args.threads)
     return memory_parity(args.names, args.ctx, args.flash_attn)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,28 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, smollm: Path) -> dict[st
         "not_gguf": not_gguf,
         "unknown_arch": unknown,
     }
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+"""Debian's Chromium (Playwright's own browser download does not work here)."""
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture()
+def browser() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright. A missing browser fails the test: `make
+    test` installs it, so its absence is a broken set-up, not a reason to skip."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: `make browser` installs it"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

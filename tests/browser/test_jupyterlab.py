@@ -14,18 +14,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "01_side_by_side.ipynb"
 TIMEOUT_MS = 600_000
@@ -142,47 +134,41 @@ _FIGURES_RENDERED = """() =>
 """
 
 
-def test_side_by_side_notebook_in_jupyterlab(lab: tuple[str, Path], tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: `make browser` installs it")
+def test_side_by_side_notebook_in_jupyterlab(
+    lab: tuple[str, Path], tmp_path: Path, browser: Any
+) -> None:
     url, data = lab
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(url)
-            page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-            page.wait_for_function(
-                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                " && window.jupyterapp.shell.currentWidget.sessionContext"
-                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-            )
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(_ALL_CELLS_RAN, polling=500)
-            errors = page.locator(".jp-OutputArea-output[data-mime-type*='error']")
-            assert errors.count() == 0, errors.first.inner_text()
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(_ALL_CELLS_RAN, polling=500)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type*='error']")
+    assert errors.count() == 0, errors.first.inner_text()
 
-            panel = page.locator(".wb-compare")
-            panel.scroll_into_view_if_needed()
-            page.locator(".wb-max-tokens input").fill("12")
-            page.locator(".wb-max-tokens input").press("Enter")
-            page.locator(".wb-prompt textarea").fill("Name two fruits.")
-            page.locator("button.wb-run").click()
+    panel = page.locator(".wb-compare")
+    panel.scroll_into_view_if_needed()
+    page.locator(".wb-max-tokens input").fill("12")
+    page.locator(".wb-max-tokens input").press("Enter")
+    page.locator(".wb-prompt textarea").fill("Name two fruits.")
+    page.locator("button.wb-run").click()
 
-            page.wait_for_function(_BOTH_COLUMNS_HAVE_TEXT, polling=200)
-            page.wait_for_function(
-                "() => /Done/.test(document.querySelector('.wb-compare .wb-status').textContent)",
-                polling=500,
-            )
-            page.wait_for_function(_FIGURES_RENDERED, polling=500)
-            assert "TTFT" in panel.locator(".wb-column").first.inner_text()
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
-            panel.screenshot(path=str(tmp_path / "compare-panel.png"))
-        finally:
-            browser.close()
+    page.wait_for_function(_BOTH_COLUMNS_HAVE_TEXT, polling=200)
+    page.wait_for_function(
+        "() => /Done/.test(document.querySelector('.wb-compare .wb-status').textContent)",
+        polling=500,
+    )
+    page.wait_for_function(_FIGURES_RENDERED, polling=500)
+    assert "TTFT" in panel.locator(".wb-column").first.inner_text()
+    panel.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+    panel.screenshot(path=str(tmp_path / "compare-panel.png"))
     assert (tmp_path / "jupyterlab.png").stat().st_size > 10_000
     # The notebook's compare() cell stored 2 rows, the panel's run 2 more.
     import polars as pl
