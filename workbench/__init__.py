@@ -23,6 +23,17 @@ _EXPORTS = {
     "list_models": "workbench.models.registry",
     "resolve": "workbench.models.registry",
     "read_model_info": "workbench.models.gguf_info",
+    "bench": "workbench.bench",
+    "load_bench": "workbench.bench",
+    "plan": "workbench.models.memory",
+    "max_context": "workbench.models.memory",
+    "leaderboard": "workbench.ratings",
+    "read_votes": "workbench.ratings",
+    "win_matrix": "workbench.ratings",
+    "ComparePanel": "workbench.widgets",
+    "HistoryView": "workbench.widgets",
+    "build_app": "workbench.arena",
+    "load_study": "workbench.arena",
 }
 
 __all__ = ["__version__", *_EXPORTS]
