@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from workbench.models import memory
 from workbench.models.gguf_info import read_model_info
@@ -53,9 +54,21 @@ def _run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str]
     return p
 
 
+def _collect(
+    result: dict[str, Any], key: str, name: str, proc: subprocess.CompletedProcess[str]
+) -> None:
+    """Append a tool's JSON rows (tagged with the model) to ``result[key]``, or its error."""
+    if proc.returncode == 0:
+        for row in json.loads(proc.stdout):
+            row["model_name"] = name
+            result[key].append(row)
+    else:
+        result["errors"].append(f"{key} {name}: {proc.stderr[-500:]}")
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         "gpu": _smi("name,memory.total,driver_version"),
         "cuda": subprocess.run(["nvcc", "--version"], capture_output=True, text=True, check=False)
         .stdout.strip()
@@ -77,63 +90,15 @@ def main() -> int:
     }
     for name in MODELS:
         path = TW / f"{name}.gguf"
-        lb = _run(
-            [
-                os.environ.get("BUILD_DIR", "/tmp/lcbuild") + "/bin/llama-bench",
-                "-m",
-                str(path),
-                "-p",
-                "512",
-                "-n",
-                "128",
-                "-d",
-                DEPTHS,
-                "-r",
-                REPS,
-                "-fa",
-                "1",
-                "-ngl",
-                "99",
-                "-o",
-                "json",
-            ]
-        )
-        if lb.returncode == 0:
-            for row in json.loads(lb.stdout):
-                row["model_name"] = name
-                result["llama_bench"].append(row)  # type: ignore[attr-defined]
-        else:
-            result["errors"].append(f"llama-bench {name}: {lb.stderr[-500:]}")  # type: ignore[attr-defined]
-        wb = _run(
-            [
-                sys.executable,
-                "-m",
-                "workbench",
-                "bench",
-                "-m",
-                str(path),
-                "-p",
-                "512",
-                "-n",
-                "128",
-                "-d",
-                DEPTHS,
-                "-r",
-                REPS,
-                "-fa",
-                "1",
-                "-ngl",
-                "-1",
-                "--no-store",
-                "--json",
-            ]
-        )
-        if wb.returncode == 0:
-            for row in json.loads(wb.stdout):
-                row["model_name"] = name
-                result["workbench_bench"].append(row)  # type: ignore[attr-defined]
-        else:
-            result["errors"].append(f"workbench bench {name}: {wb.stderr[-500:]}")  # type: ignore[attr-defined]
+        common = ["-m", str(path), "-p", "512", "-n", "128", "-d", DEPTHS, "-r", REPS, "-fa", "1"]
+        llama_bench = os.environ.get("BUILD_DIR", "/tmp/lcbuild") + "/bin/llama-bench"
+        tools = {
+            "llama_bench": [llama_bench, *common, "-ngl", "99", "-o", "json"],
+            "workbench_bench": [sys.executable, "-m", "workbench", "bench", *common,
+                                "-ngl", "-1", "--no-store", "--json"],
+        }  # fmt: skip
+        for key, cmd in tools.items():
+            _collect(result, key, name, _run(cmd))
 
         info = read_model_info(path)
         mx = memory.max_context(info, BUDGET, flash_attn=True)
@@ -149,7 +114,7 @@ def main() -> int:
             float(v) for v in re.findall(r"CUDA0 compute buffer size\s*=\s*([\d.]+) MiB", log)
         )
         result["max_context"].append(
-            {  # type: ignore[attr-defined]
+            {
                 "model_name": name,
                 "n_ctx_train": info.n_ctx_train,
                 "planner_max_ctx_80GB": mx,
