@@ -1,14 +1,17 @@
 """Twins against the real thing: speed of bundled-model twins, memory of catalog twins.
 
-    python benchmarks/twin_parity.py bench  [--reps 4] [--pairs 6] [-p 128] [-n 32] [-t 1]
+    python benchmarks/twin_parity.py bench  [--reps 30] [-p 64] [-n 16] [-t 1]
     python benchmarks/twin_parity.py memory [--ctx 4096] [NAME ...]
 
-``bench`` writes a random-weight twin of each bundled model and runs workbench's bench on
-original and twin in the same run, printing twin / original tokens-per-second ratios
-(a twin is faithful when they are within 5%). ``memory`` builds each catalog twin as a
-sparse all-zero file, loads it in llama-cpp-python (mmap, no repacking) with a small
-context, and prints the KV / recurrent-state buffers llama.cpp allocates next to
-workbench's planner figures.
+``bench`` writes a random-weight twin of each bundled model and benches original, a
+byte copy (the control) and twin together, interleaved, printing twin / original and
+copy / original tokens-per-second ratios: medians of per-repetition ratios, with 95%
+intervals (a twin is faithful when its median ratios are within 5% of 1; the copy's
+interval shows how finely this machine can tell two models apart).
+
+``memory`` builds each catalog twin as a sparse all-zero file, loads it in
+llama-cpp-python (mmap, no repacking) with a small context, and prints the KV /
+recurrent-state buffers llama.cpp allocates next to workbench's planner figures.
 """
 
 from __future__ import annotations
@@ -19,41 +22,50 @@ import tempfile
 from pathlib import Path
 
 
-def bench_parity(
-    reps: int, n_prompt: int, n_gen: int, threads: int | None = None, pairs: int = 6
-) -> int:
-    """Original and twin alternate ``pairs`` times in one run; each side's figure is the
-    median over its runs. On a small shared VM one model's own runs spread by 15% or more,
-    so several alternations (and one thread, leaving a core to the noise) are needed
-    before a 5% comparison means anything."""
-    import statistics
+def bench_parity(reps: int, n_prompt: int, n_gen: int, threads: int | None = None) -> int:
+    """Original, a byte copy of it and its twin, benched together with ``interleave``:
+    their repetitions take turns, and each comparison is the median of per-repetition
+    ratios with a 95% interval. The copy is the control: it runs the very same bytes,
+    so copy / original shows how closely this machine can compare two models at all.
+    Sequential runs are not enough here: on a small shared VM a model's own runs
+    minutes apart spread by 15% or more."""
+    import shutil
 
     import polars as pl
 
-    from workbench.bench import BenchSettings, bench
+    from workbench.bench import BenchSettings, bench, speed_ratios
     from workbench.models.registry import gemma_path, smollm_path
     from workbench.models.twin import twin_from_file
 
     worst = 0.0
+    sweep = BenchSettings(n_threads=[threads]) if threads else None
+    print(f"interleaved, {reps} repetitions each; median ratio [95% interval]")
     with tempfile.TemporaryDirectory() as tmp:
         for src in (gemma_path(), smollm_path()):
             if src is None:
                 continue
             twin = Path(tmp) / f"twin-{src.name}"
+            copy = Path(tmp) / f"copy-{src.name}"
             twin_from_file(src, twin)
-            sweep = BenchSettings(n_threads=[threads]) if threads else None
-            frame = bench([str(src), str(twin)] * pairs, n_prompt=n_prompt, n_gen=n_gen,
-                          reps=reps, store=False, sweep=sweep)  # fmt: skip
+            shutil.copyfile(src, copy)
+            frame = bench([str(src), str(copy), str(twin)], n_prompt=n_prompt, n_gen=n_gen,
+                          reps=reps, store=False, sweep=sweep, interleave=True)  # fmt: skip
+            errors = frame.filter(pl.col("error").is_not_null())
+            if errors.height:
+                print(f"{src.name}: {errors['error'][0]}")
+                return 1
+            ratios = speed_ratios(frame, str(src))
             for test in ("pp", "tg"):
-                part = frame.filter(pl.col("test") == test)
-                orig = part.filter(pl.col("model_path") == str(src))["tps_mean"].to_list()
-                tw = part.filter(pl.col("model_path") == str(twin))["tps_mean"].to_list()
-                ratio = statistics.median(tw) / statistics.median(orig)
-                worst = max(worst, abs(ratio - 1))
-                print(f"{src.name:34} {test}  original {statistics.median(orig):8.1f} t/s "
-                      f"(runs {min(orig):.0f}-{max(orig):.0f})  twin "
-                      f"{statistics.median(tw):8.1f} t/s  ratio {ratio:.3f}")  # fmt: skip
-    print(f"largest deviation: {worst:.1%} (target <= 5%)")
+                base = frame.filter((pl.col("model_path") == str(src)) & (pl.col("test") == test))
+                line = f"{src.name:34} {test}  original {base['tps_mean'].item():7.1f} t/s"
+                for who, path in (("copy", copy), ("twin", twin)):
+                    r = ratios.filter((pl.col("model") == path.stem.lower())
+                                      & (pl.col("test") == test)).row(0, named=True)  # fmt: skip
+                    line += f"  {who} {r['ratio']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+                    if who == "twin":
+                        worst = max(worst, abs(r["ratio"] - 1))
+                print(line, flush=True)
+    print(f"twin / original: largest deviation of a median ratio {worst:.1%} (target <= 5%)")
     return 0 if worst <= 0.05 else 1
 
 
@@ -96,10 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     b = sub.add_parser("bench")
-    b.add_argument("--reps", type=int, default=4)
-    b.add_argument("--pairs", type=int, default=6, help="original/twin alternations")
-    b.add_argument("-p", "--n-prompt", type=int, default=128)
-    b.add_argument("-n", "--n-gen", type=int, default=32)
+    b.add_argument("--reps", type=int, default=30, help="repetitions (each is one pair)")
+    b.add_argument("-p", "--n-prompt", type=int, default=64)
+    b.add_argument("-n", "--n-gen", type=int, default=16)
     b.add_argument(
         "-t",
         "--threads",
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--flash-attn", action="store_true")
     args = ap.parse_args(argv)
     if args.what == "bench":
-        return bench_parity(args.reps, args.n_prompt, args.n_gen, args.threads, args.pairs)
+        return bench_parity(args.reps, args.n_prompt, args.n_gen, args.threads)
     return memory_parity(args.names, args.ctx, args.flash_attn)
 
 

@@ -15,8 +15,11 @@ from workbench.bench import (
     BenchSettings,
     bench,
     bench_cases,
+    check_interleave_fits,
     load_bench,
+    paired_ratio,
     rate_stats,
+    speed_ratios,
 )
 
 
@@ -90,6 +93,42 @@ def test_ubatch_is_clamped_and_zero_skips_a_test() -> None:
         bench_cases(n_prompt=0, n_gen=0)
 
 
+def test_paired_ratio_is_the_median_of_per_repetition_ratios() -> None:
+    # model twice as fast in reps 0-2, as fast in reps 3-4: median of [2, 2, 2, 1, 1]
+    p = paired_ratio([50, 50, 50, 100, 100], [100, 100, 100, 100, 100])
+    assert p.ratio == 2.0 and p.pairs == 5
+    assert math.isnan(p.low) and math.isnan(p.high)  # 5 pairs cannot give 95%
+    # 6 pairs: the interval is the smallest to the largest ratio (coverage 1 - 2/64)
+    p = paired_ratio([100] * 6, [90, 95, 100, 105, 110, 120])
+    assert p.ratio == pytest.approx(1.025)
+    assert (p.low, p.high) == (pytest.approx(0.9), pytest.approx(1.2))
+    assert paired_ratio([], []).pairs == 0
+
+
+def test_paired_interval_covers_the_true_median_95_percent_of_the_time() -> None:
+    import random
+
+    rng = random.Random(7)
+    hits, trials, n = 0, 2000, 25
+    for _ in range(trials):
+        # the machine's speed drifts by up to 3x between pairs; the true ratio is 1.1
+        drift = [rng.uniform(1, 3) for _ in range(n)]
+        base = [int(1e6 * d * rng.lognormvariate(0, 0.1)) for d in drift]
+        model = [int(1e6 * d / 1.1 * rng.lognormvariate(0, 0.1)) for d in drift]
+        p = paired_ratio(model, base)
+        hits += p.low <= 1.1 <= p.high
+    assert 0.94 <= hits / trials <= 0.995, hits / trials
+
+
+def test_interleave_refuses_models_that_do_not_fit_together(smollm: Path) -> None:
+    from workbench.models.gguf_info import read_model_info
+
+    info = read_model_info(smollm)
+    check_interleave_fits([info, info], available_bytes=10 * info.size_bytes)
+    with pytest.raises(BenchError, match="interleave loads all 2 models at once"):
+        check_interleave_fits([info, info], available_bytes=2 * info.size_bytes)
+
+
 # --------------------------------------------------------------------------- real runs
 
 
@@ -118,6 +157,81 @@ def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> No
     assert sorted(good["test"].to_list()) == ["pp", "tg"]
     assert (good["tps_mean"] > 0).all()
     assert good["samples_ns"].list.len().to_list() == [2, 2]
+
+
+def test_interleaved_run_pairs_repetitions_and_keeps_others_running(
+    tmp_path: Path, gemma: Path, smollm: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    with smollm.open("rb") as f:
+        broken.write_bytes(f.read(2_000_000))
+    order: list[tuple[str, str]] = []
+    frame = bench(
+        [str(smollm), str(tmp_path / "missing.gguf"), str(broken), str(gemma)],
+        n_prompt=16,
+        n_gen=4,
+        reps=6,
+        sweep=BenchSettings(n_threads=[1]),
+        store=None,
+        interleave=True,
+        on_row=lambda r: order.append((r["model"], r["test"])),
+    )
+    assert frame.columns == list(BENCH_SCHEMA)
+    bad = frame.filter(pl.col("model").is_in(["missing", "broken"]))
+    assert bad["error"].is_not_null().all() and not bad["interleaved"].any()
+    good = frame.filter(pl.col("error").is_null())
+    assert set(good["model"]) == {smollm.stem.lower(), gemma.stem.lower()}
+    assert good.height == 4 and good["interleaved"].all()
+    assert good["samples_ns"].list.len().to_list() == [6] * 4
+    # test by test, both models: pp of both arrives before tg of either
+    tests = [t for m, t in order if m not in ("missing", "broken")]
+    assert tests == ["pp", "pp", "tg", "tg"]
+
+    ratios = speed_ratios(frame, str(smollm))
+    assert ratios["model"].to_list() == [gemma.stem.lower()] * 2
+    assert ratios["pairs"].to_list() == [6, 6]
+    pp = frame.filter(pl.col("test") == "pp")
+    by = {r["model"]: r["samples_ns"] for r in pp.iter_rows(named=True)}
+    want = statistics.median(
+        s / g for g, s in zip(by[gemma.stem.lower()], by[smollm.stem.lower()], strict=True)
+    )
+    got = ratios.filter(pl.col("test") == "pp")
+    assert got["ratio"].item() == pytest.approx(want)
+    assert got["low"].item() <= want <= got["high"].item()
+    with pytest.raises(BenchError, match="interleave=True"):
+        speed_ratios(frame, "missing")
+
+
+def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
+    gemma: Path, smollm: Path
+) -> None:
+    """llama.cpp killing the shared process cannot be pinned on one model: each model
+    runs its remaining tests alone, so the culprit reports the failure and the others
+    still run."""
+    import psutil
+
+    def kill_the_worker(row: dict[str, object]) -> None:
+        if row["test"] != "pp":
+            return
+        for child in psutil.Process().children():
+            if any("spawn_main" in part for part in child.cmdline()):
+                child.kill()
+
+    frame = bench(
+        [str(smollm), str(gemma)],
+        n_prompt=16,
+        n_gen=64,  # long enough that the tg test is still running when the kill comes
+        reps=3,
+        sweep=BenchSettings(n_threads=[1]),
+        store=None,
+        interleave=True,
+        on_row=kill_the_worker,
+    )
+    assert frame["error"].is_null().all(), frame["error"].to_list()
+    assert frame.height == 4
+    pp, tg = (frame.filter(pl.col("test") == t) for t in ("pp", "tg"))
+    assert pp["interleaved"].all() and not tg["interleaved"].any()
+    assert (tg["tps_mean"] > 0).all()
 
 
 @pytest.mark.slow

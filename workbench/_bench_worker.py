@@ -1,4 +1,4 @@
-"""The child side of :mod:`workbench.bench`: one spawned process benchmarks one model.
+"""The child side of :mod:`workbench.bench`: one spawned process benchmarks its models.
 
 The measurement follows llama-bench (``tools/llama-bench/llama-bench.cpp``) step by step:
 
@@ -17,11 +17,14 @@ The one difference left is the CPU thread pool: llama-bench attaches a persisten
 ggml thread pool, which llama-cpp-python does not expose, so every graph runs on ggml's
 default (per-compute) pool, exactly as it does for workbench's own generation.
 
+A job normally holds one model. An interleaved job (``bench(..., interleave=True)``)
+holds several, loaded together, whose repetitions take turns (see :func:`main`).
+
 Messages to the parent (plain tuples on a pipe):
 
-- ``("start", index)`` before test ``index`` is set up (so an abort can be attributed);
-- ``("result", index, figures)`` with ``samples_ns`` and what llama.cpp actually used;
-- ``("fail", index, message)`` for a test that failed without killing the process;
+- ``("start", case)`` before test ``case`` is set up (so an abort can be attributed);
+- ``("result", model, case, figures)`` with ``samples_ns`` and what llama.cpp used;
+- ``("fail", model, case, message)`` for a test that failed without killing the process;
 - ``("done",)`` at the end.
 """
 
@@ -140,98 +143,151 @@ def _flash_used(requested: bool | None, log: str) -> bool | None:
     return requested
 
 
-def _run_case(
-    lc: Any,
-    runner: _Runner,
-    case: dict[str, Any],
-    job: dict[str, Any],
-    log_path: str,
-    depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]],
-) -> dict[str, Any]:
-    offset = os.path.getsize(log_path)
-    ctx = lc.llama_init_from_model(runner.model, _context_params(lc, case))
-    if not ctx:
-        raise RuntimeError("llama.cpp could not create a context with these settings")
-    try:
-        log = _log_since(log_path, offset)
-        mem = lc.llama_get_memory(ctx)
-        lc.llama_memory_clear(mem, False)
+class _Model:
+    """One model of the job: loaded lazily, reloaded when the GPU-layer count changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.handle: Any = None
+        self.runner: _Runner | None = None
+        self.ngl: int | None = None
+        # the cache after the depth fill, per (depth, K type, V type, GPU layers)
+        self.depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]] = {}
+
+    def ensure_loaded(self, lc: Any, ngl: int, log_path: str) -> _Runner:
+        """The loaded model for ``ngl`` GPU layers (same parameters -> same loaded model,
+        as llama-bench keeps it)."""
+        if self.handle is not None and self.ngl == ngl and self.runner is not None:
+            return self.runner
+        self.free(lc)
+        mp = lc.llama_model_default_params()
+        mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
+        offset = os.path.getsize(log_path)
+        handle = lc.llama_model_load_from_file(self.path.encode("utf-8"), mp)
+        if not handle:
+            raise RuntimeError(_load_error(_log_since(log_path, offset)))
+        self.handle, self.ngl = handle, ngl
+        self.runner = _Runner(lc, handle)
+        return self.runner
+
+    def free(self, lc: Any) -> None:
+        if self.handle is not None:
+            lc.llama_model_free(self.handle)
+        self.handle = self.runner = self.ngl = None
+        self.depth_state.clear()
+
+
+class _Test:
+    """One test of one model: its context (warmed up) and its timed repetitions."""
+
+    def __init__(
+        self, lc: Any, model: _Model, runner: _Runner, case: dict[str, Any], job: dict[str, Any],
+        log_path: str,
+    ) -> None:  # fmt: skip
+        self.lc, self.model, self.runner, self.case = lc, model, runner, case
+        offset = os.path.getsize(log_path)
+        self.ctx = lc.llama_init_from_model(model.handle, _context_params(lc, case))
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create a context with these settings")
+        self.samples: list[int] = []
+        try:
+            log = _log_since(log_path, offset)
+            self.flash_used = _flash_used(case["flash_attn"], log)
+            self.mem = lc.llama_get_memory(self.ctx)
+            lc.llama_memory_clear(self.mem, False)
+            nb, nt = case["n_batch"], case["n_threads"]
+            if job["warmup"]:
+                if case["n_prompt"] > 0:
+                    runner.prompt(self.ctx, case["n_prompt"], nb, nt)
+                if case["n_gen"] > 0:
+                    runner.gen(self.ctx, 1, nt)
+        except BaseException:
+            self.close()
+            raise
+
+    def rep(self) -> None:
+        """One timed repetition on a cleared cache (filled to ``depth`` first, untimed)."""
+        lc, runner, case, ctx = self.lc, self.runner, self.case, self.ctx
         n_prompt, n_gen, depth = case["n_prompt"], case["n_gen"], case["depth"]
         nb, nt = case["n_batch"], case["n_threads"]
-        if job["warmup"]:
-            if n_prompt > 0:
-                runner.prompt(ctx, n_prompt, nb, nt)
-            if n_gen > 0:
-                runner.gen(ctx, 1, nt)
-        key = (depth, case["type_k_id"], case["type_v_id"], case["n_gpu_layers"])
-        samples: list[int] = []
-        for _ in range(job["reps"]):
-            lc.llama_memory_clear(mem, False)
-            if depth > 0:
-                state = depth_state.get(key)
-                restored = False
-                if state is not None:
-                    restored = lc.llama_state_seq_set_data(ctx, state, len(state), 0) != 0
-                if not restored:
-                    lc.llama_memory_clear(mem, False)
-                    runner.prompt(ctx, depth, nb, nt)
-                    size = lc.llama_state_seq_get_size(ctx, 0)
-                    buf = (ctypes.c_uint8 * size)()
-                    lc.llama_state_seq_get_data(ctx, buf, size, 0)
-                    depth_state[key] = buf
-            t0 = time.perf_counter_ns()
-            if n_prompt > 0:
-                runner.prompt(ctx, n_prompt, nb, nt)
-            if n_gen > 0:
-                runner.gen(ctx, n_gen, nt)
-            samples.append(time.perf_counter_ns() - t0)
+        lc.llama_memory_clear(self.mem, False)
+        if depth > 0:
+            key = (depth, case["type_k_id"], case["type_v_id"], case["n_gpu_layers"])
+            state = self.model.depth_state.get(key)
+            restored = False
+            if state is not None:
+                restored = lc.llama_state_seq_set_data(ctx, state, len(state), 0) != 0
+            if not restored:
+                lc.llama_memory_clear(self.mem, False)
+                runner.prompt(ctx, depth, nb, nt)
+                size = lc.llama_state_seq_get_size(ctx, 0)
+                buf = (ctypes.c_uint8 * size)()
+                lc.llama_state_seq_get_data(ctx, buf, size, 0)
+                self.model.depth_state[key] = buf
+        t0 = time.perf_counter_ns()
+        if n_prompt > 0:
+            runner.prompt(ctx, n_prompt, nb, nt)
+        if n_gen > 0:
+            runner.gen(ctx, n_gen, nt)
+        self.samples.append(time.perf_counter_ns() - t0)
+
+    def figures(self) -> dict[str, Any]:
         return {
-            "samples_ns": samples,
-            "n_ctx": int(lc.llama_n_ctx(ctx)),
-            "flash_attn_used": _flash_used(case["flash_attn"], log),
+            "samples_ns": self.samples,
+            "n_ctx": int(self.lc.llama_n_ctx(self.ctx)),
+            "flash_attn_used": self.flash_used,
         }
-    finally:
-        lc.llama_free(ctx)
+
+    def close(self) -> None:
+        if self.ctx:
+            self.lc.llama_free(self.ctx)
+            self.ctx = None
+
+
+def _message(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
-    """Child entry point: benchmark ``job["path"]`` for every case in ``job["cases"]``."""
+    """Child entry point: benchmark every model of ``job["paths"]`` on every case of
+    ``job["cases"]``.
+
+    With one model this is llama-bench's loop. With several, each test's repetitions
+    take turns across the models (in ABBA order: forward on even repetitions, backward on
+    odd ones), so slow drifts of the machine's speed (boost clocks, heat, neighbours on
+    a shared host) fall on every model alike and repetition ``i`` of each model ran at
+    nearly the same moment.
+    """
     _redirect_stderr(log_path)
     import llama_cpp as lc
 
     lc.llama_backend_init()
-    model = None
-    model_ngl: int | None = None
-    runner: _Runner | None = None
-    depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]] = {}
+    models = [_Model(p) for p in job["paths"]]
     try:
-        for index, case in enumerate(job["cases"]):
-            conn.send(("start", index))
+        for ci, case in enumerate(job["cases"]):
+            conn.send(("start", ci))
+            tests: list[tuple[int, _Test]] = []
+            for mi, model in enumerate(models):
+                try:
+                    runner = model.ensure_loaded(lc, case["n_gpu_layers"], log_path)
+                    tests.append((mi, _Test(lc, model, runner, case, job, log_path)))
+                except Exception as e:
+                    conn.send(("fail", mi, ci, _message(e)))
             try:
-                if model is None or model_ngl != case["n_gpu_layers"]:
-                    # Same model parameters -> same loaded model, as llama-bench keeps it.
-                    if model is not None:
-                        lc.llama_model_free(model)
-                        model = runner = None
-                        depth_state.clear()
-                    mp = lc.llama_model_default_params()
-                    ngl = case["n_gpu_layers"]
-                    mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
-                    offset = os.path.getsize(log_path)
-                    model = lc.llama_model_load_from_file(job["path"].encode("utf-8"), mp)
-                    if not model:
-                        model = None
-                        raise RuntimeError(_load_error(_log_since(log_path, offset)))
-                    model_ngl = ngl
-                    runner = _Runner(lc, model)
-                assert runner is not None
-                figures = _run_case(lc, runner, case, job, log_path, depth_state)
-            except Exception as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                conn.send(("fail", index, msg))
-                continue
-            conn.send(("result", index, figures))
+                for r in range(job["reps"]):
+                    for mi, test in list(tests if r % 2 == 0 else reversed(tests)):
+                        try:
+                            test.rep()
+                        except Exception as e:
+                            conn.send(("fail", mi, ci, _message(e)))
+                            test.close()
+                            tests.remove((mi, test))
+                for mi, test in tests:
+                    conn.send(("result", mi, ci, test.figures()))
+            finally:
+                for _, test in tests:
+                    test.close()
     finally:
-        if model is not None:
-            lc.llama_model_free(model)
+        for model in models:
+            model.free(lc)
     conn.send(("done",))

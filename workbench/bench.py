@@ -10,6 +10,11 @@ Each model is benchmarked in its own spawned process: when llama.cpp aborts (a
 GGML_ASSERT on a bad file, a context it cannot allocate) that model's remaining tests
 become error rows naming the cause, and the other models still run.
 
+On a machine whose speed drifts (a laptop's boost clock and heat, a shared VM) run
+after run of the *same* model can differ by 10-30%, more than the difference being
+measured. ``interleave=True`` loads the models together and lets their repetitions take
+turns, and :func:`speed_ratios` compares them pair by pair, with a confidence interval.
+
 Example:
     >>> from workbench.bench import BenchSettings, bench
     >>> frame = bench(["smollm2-135m-instruct"], n_prompt=64, n_gen=32, reps=3,
@@ -41,12 +46,16 @@ __all__ = [
     "BENCH_SCHEMA",
     "BenchCase",
     "BenchSettings",
+    "PairedRatio",
     "RateStats",
     "bench",
     "bench_cases",
+    "check_interleave_fits",
     "iter_bench",
     "load_bench",
+    "paired_ratio",
     "rate_stats",
+    "speed_ratios",
 ]
 
 BENCH_SCHEMA: dict[str, pl.DataType] = {
@@ -64,6 +73,7 @@ BENCH_SCHEMA: dict[str, pl.DataType] = {
     "n_gen": pl.Int32(),
     "depth": pl.Int32(),
     "reps": pl.Int32(),
+    "interleaved": pl.Boolean(),
     "n_threads": pl.Int32(),
     "n_batch": pl.Int32(),
     "n_ubatch": pl.Int32(),
@@ -272,6 +282,83 @@ def rate_stats(samples_ns: Sequence[int], n_tokens: int) -> RateStats:
     return RateStats(rates, mean, math.sqrt(var))
 
 
+_CASE_KEY = (
+    "run_id", "test", "n_prompt", "n_gen", "depth", "n_threads", "n_batch", "n_ubatch",
+    "flash_attn", "type_k", "type_v", "n_gpu_layers",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """How fast one model ran relative to another, repetition by repetition."""
+
+    ratio: float
+    """Median over repetitions ``i`` of (the model's t/s) / (the baseline's t/s) in ``i``."""
+    low: float
+    """Lower end of a distribution-free 95% interval of that median (nan below 6 pairs)."""
+    high: float
+    """Upper end of the interval."""
+    pairs: int
+    """Repetitions paired."""
+
+
+def paired_ratio(samples_ns: Sequence[int], baseline_ns: Sequence[int]) -> PairedRatio:
+    """Speed of ``samples_ns`` relative to ``baseline_ns``, taken pair by pair.
+
+    Repetition ``i`` of each side must have run at nearly the same moment (an
+    interleaved run), so a drift of the machine's speed cancels within each pair. The
+    interval holds the median with at least 95% confidence for any distribution of the
+    ratios: the order statistics ``k`` and ``n + 1 - k`` with the largest ``k`` such that
+    P(Binomial(n, 1/2) < k) <= 2.5%.
+    """
+    n = min(len(samples_ns), len(baseline_ns))
+    if n == 0:
+        return PairedRatio(math.nan, math.nan, math.nan, 0)
+    # t/s ratio = (tokens / t_model) / (tokens / t_baseline) = t_baseline / t_model
+    ratios = sorted(b / a for a, b in zip(samples_ns[:n], baseline_ns[:n], strict=True))
+    mid = n // 2
+    median = ratios[mid] if n % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    k, tail = 0, 0.0
+    while True:
+        tail += math.comb(n, k) / 2**n  # P(X <= k)
+        if tail > 0.025:
+            break
+        k += 1
+    if k == 0:
+        return PairedRatio(median, math.nan, math.nan, n)
+    return PairedRatio(median, ratios[k - 1], ratios[n - k], n)
+
+
+def speed_ratios(frame: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """Every model of an interleaved run against ``baseline`` (a model name or path),
+    test by test: columns model, test, depth, n_threads, ratio, low, high, pairs.
+
+    Rows that were not interleaved (or failed) are left out: pairing repetitions of
+    models that ran minutes apart would measure the machine's drift.
+    """
+    rows = frame.filter(pl.col("interleaved") & pl.col("error").is_null())
+    base = rows.filter((pl.col("model") == baseline) | (pl.col("model_path") == baseline))
+    if base.height == 0:
+        raise BenchError(
+            f"no interleaved result of {baseline!r} to compare with "
+            "(bench the models with interleave=True)"
+        )
+    others = rows.filter((pl.col("model") != baseline) & (pl.col("model_path") != baseline))
+    joined = others.join(base.select([*_CASE_KEY, "samples_ns"]), on=list(_CASE_KEY),
+                         suffix="_base", nulls_equal=True)  # fmt: skip
+    out = []
+    for r in joined.iter_rows(named=True):
+        p = paired_ratio(r["samples_ns"], r["samples_ns_base"])
+        out.append({"model": r["model"], "test": r["test"], "n_prompt": r["n_prompt"],
+                    "n_gen": r["n_gen"], "depth": r["depth"], "n_threads": r["n_threads"],
+                    "ratio": p.ratio, "low": p.low, "high": p.high, "pairs": p.pairs})  # fmt: skip
+    schema = {"model": pl.String(), "test": pl.String(), "n_prompt": pl.Int32(),
+              "n_gen": pl.Int32(), "depth": pl.Int32(), "n_threads": pl.Int32(),
+              "ratio": pl.Float64(), "low": pl.Float64(), "high": pl.Float64(),
+              "pairs": pl.Int64()}  # fmt: skip
+    return pl.DataFrame(out, schema=schema)
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -326,24 +413,37 @@ def _prepare(spec: str | Path | ModelRef) -> _ModelRun:
     return _ModelRun(ref, info)
 
 
-def _run_child(
-    path: str, cases: list[BenchCase], reps: int, warmup: bool
-) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Run one model's cases in a spawned process; yield (index, figures, error) per case.
+@dataclass(frozen=True)
+class _Died:
+    """The child process is gone without saying done (llama.cpp aborted it)."""
 
-    Cases the child never reached after it died are reported with the cause.
-    """
+    error: str
+    """What happened, with llama.cpp's own words when its log has them."""
+    case: int | None
+    """The test it was running, when known."""
+
+
+def _run_child(
+    paths: Sequence[str], cases: list[BenchCase], reps: int, warmup: bool
+) -> Iterator[tuple[int, int, dict[str, Any] | None, str | None] | _Died]:
+    """Run the models' cases in one spawned process; yield (model, case, figures, error)
+    as tests finish, and a final :class:`_Died` if the process died before it was done
+    (the caller decides what the unreported tests become)."""
     ctx = mp.get_context("spawn")
     fd, log_path = tempfile.mkstemp(prefix="workbench-bench-", suffix=".log")
     os.close(fd)
     parent, child = ctx.Pipe(duplex=False)
     from workbench import _bench_worker
 
-    job = {"path": path, "cases": [c.to_job() for c in cases], "reps": reps, "warmup": warmup}
+    job = {
+        "paths": list(paths),
+        "cases": [c.to_job() for c in cases],
+        "reps": reps,
+        "warmup": warmup,
+    }
     proc = ctx.Process(
         target=_bench_worker.main, args=(child, log_path, job), name="workbench-bench", daemon=True
     )
-    reported: set[int] = set()
     current: int | None = None
     dead: tuple[Any, ...] = ("dead",)
     try:
@@ -366,11 +466,9 @@ def _run_child(
             if kind == "start":
                 current = msg[1]
             elif kind == "result":
-                reported.add(msg[1])
-                yield msg[1], msg[2], None
+                yield msg[1], msg[2], msg[3], None
             elif kind == "fail":
-                reported.add(msg[1])
-                yield msg[1], None, msg[2]
+                yield msg[1], msg[2], None, msg[3]
             elif kind == "done":
                 break
             else:  # the process is gone without saying done: llama.cpp aborted it
@@ -379,10 +477,7 @@ def _run_child(
                 doing = f" during {cases[current].label}" if current is not None else ""
                 status = exit_description(proc.exitcode)
                 err = f"llama.cpp stopped the bench process ({status}){doing}"
-                err = f"{err}: {cause}" if cause else err
-                for i in range(len(cases)):
-                    if i not in reported:
-                        yield i, None, err if i == current else f"not run: {err}"
+                yield _Died(f"{err}: {cause}" if cause else err, current)
                 break
         proc.join(timeout=10)
     finally:
@@ -393,6 +488,23 @@ def _run_child(
         Path(log_path).unlink(missing_ok=True)
 
 
+def _run_alone(
+    path: str, cases: list[BenchCase], reps: int, warmup: bool
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """One model in its own process: yield (case index, figures, error) for every case,
+    the cases a dead process never reached included."""
+    reported: set[int] = set()
+    for item in _run_child([path], cases, reps, warmup):
+        if isinstance(item, _Died):
+            for ci in range(len(cases)):
+                if ci not in reported:
+                    yield ci, None, item.error if ci == item.case else f"not run: {item.error}"
+            return
+        _, ci, figures, error = item
+        reported.add(ci)
+        yield ci, figures, error
+
+
 def _row(
     run_id: str,
     mr: _ModelRun,
@@ -401,6 +513,7 @@ def _row(
     figures: dict[str, Any] | None,
     error: str | None,
     meta: dict[str, Any],
+    interleaved: bool = False,
 ) -> dict[str, Any]:
     info = mr.info
     row: dict[str, Any] = {
@@ -414,6 +527,7 @@ def _row(
         "size_bytes": info.size_bytes if info else None,
         "backend": "llama-cpp",
         "reps": reps,
+        "interleaved": interleaved,
         "error": error,
         **meta,
     }
@@ -456,6 +570,19 @@ def _meta() -> dict[str, Any]:
     }
 
 
+def check_interleave_fits(infos: Sequence[ModelInfo], available_bytes: int) -> None:
+    """Refuse an interleaved run whose models' weights, all loaded at once, would not fit
+    in ``available_bytes`` of memory (a run that swaps measures the disk, not the model)."""
+    need = sum(i.size_bytes for i in infos)
+    if need > 0.9 * available_bytes:
+        gib = 2**30
+        raise BenchError(
+            f"interleave loads all {len(infos)} models at once: {need / gib:.1f} GiB of "
+            f"weights, but only {available_bytes / gib:.1f} GiB of memory is available; "
+            "bench them one after another (without interleave)"
+        )
+
+
 def iter_bench(
     models: Sequence[str | Path | ModelRef] | None = None,
     *,
@@ -465,6 +592,7 @@ def iter_bench(
     reps: int = 5,
     sweep: BenchSettings | None = None,
     warmup: bool = True,
+    interleave: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Like :func:`bench`, but yields each row (a dict with BENCH_SCHEMA's keys) as soon
     as its test finishes, for progress displays. Nothing is stored."""
@@ -474,13 +602,54 @@ def iter_bench(
     specs: Sequence[str | Path | ModelRef] = default_models() if models is None else models
     run_id = uuid.uuid4().hex
     meta = _meta()
-    for spec in specs:
-        mr = _prepare(spec)
+    prepared = [_prepare(spec) for spec in specs]
+    ready = [mr for mr in prepared if mr.error is None]
+    if interleave and len(ready) > 1:
+        import psutil
+
+        check_interleave_fits(
+            [mr.info for mr in ready if mr.info], psutil.virtual_memory().available
+        )
+        for mr in prepared:
+            if mr.error is not None:
+                yield _row(run_id, mr, None, reps, None, mr.error, meta)
+        yield from _interleaved(ready, cases, reps, warmup, run_id, meta)
+        return
+    for mr in prepared:
         if mr.error is not None:
             yield _row(run_id, mr, None, reps, None, mr.error, meta)
             continue
-        for index, figures, error in _run_child(mr.ref.path, cases, reps, warmup):
-            yield _row(run_id, mr, cases[index], reps, figures, error, meta)
+        for ci, figures, error in _run_alone(mr.ref.path, cases, reps, warmup):
+            yield _row(run_id, mr, cases[ci], reps, figures, error, meta)
+
+
+def _interleaved(
+    ready: list[_ModelRun],
+    cases: list[BenchCase],
+    reps: int,
+    warmup: bool,
+    run_id: str,
+    meta: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
+    """All models in one process, their repetitions taking turns. If llama.cpp kills
+    that process, which model did it is unknown: each model then finishes its remaining
+    tests alone, so the one at fault reports the abort and the others still run."""
+    reported: list[set[int]] = [set() for _ in ready]
+    died = False
+    for item in _run_child([mr.ref.path for mr in ready], cases, reps, warmup):
+        if isinstance(item, _Died):
+            died = True
+            break
+        mi, ci, figures, error = item
+        reported[mi].add(ci)
+        yield _row(run_id, ready[mi], cases[ci], reps, figures, error, meta, interleaved=True)
+    if not died:
+        return
+    for mi, mr in enumerate(ready):
+        rest = [c for ci, c in enumerate(cases) if ci not in reported[mi]]
+        if rest:
+            for ci, figures, error in _run_alone(mr.ref.path, rest, reps, warmup):
+                yield _row(run_id, mr, rest[ci], reps, figures, error, meta)
 
 
 def bench(
@@ -494,6 +663,7 @@ def bench(
     store: StoreArg = True,
     warmup: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    interleave: bool = False,
 ) -> pl.DataFrame:
     """Benchmark prompt processing and generation speed of each model, llama-bench style.
 
@@ -508,6 +678,13 @@ def bench(
             object with a ``root`` (a RunStore) = append there; None/False = don't store.
         warmup: run llama-bench's untimed warm-up before the repetitions.
         on_row: called with each row as its test finishes (progress displays).
+        interleave: load all models in one process and let their repetitions take turns
+            (ABBA order), so that the machine's drifts (boost clocks, heat, a busy
+            neighbour) fall on every model alike and repetition ``i`` of each model ran
+            at nearly the same moment: the fair way to compare models on a laptop or a
+            shared VM, with :func:`speed_ratio` for the paired comparison. The models
+            must fit in memory together. Default: one process per model, in turn, as
+            llama-bench runs them.
 
     Returns:
         One row per (model, settings, depth, test) with BENCH_SCHEMA's columns; a model
@@ -522,6 +699,7 @@ def bench(
         reps=reps,
         sweep=sweep,
         warmup=warmup,
+        interleave=interleave,
     ):
         rows.append(row)
         if on_row is not None:

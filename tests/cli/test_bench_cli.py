@@ -105,3 +105,23 @@ def test_broken_model_exits_1_with_error_row(
     assert main(["bench", "-m", str(tmp_path / "absent.gguf"), "--json", "--no-store"]) == 1
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 1 and rows[0]["model"] == "absent" and rows[0]["error"]
+
+
+def test_interleave_prints_the_paired_comparison(
+    capsys: pytest.CaptureFixture[str], gemma: Path, smollm: Path
+) -> None:
+    argv = ["bench", "-m", str(smollm), str(gemma), "-p", "16", "-n", "4", "-r", "6", "-t", "1"]
+    assert main([*argv, "--interleave", "--no-store"]) == 0
+    out = capsys.readouterr().out
+    head, _, paired = out.partition(f"speed relative to {smollm.stem.lower()}")
+    assert "| model" in head
+    lines = [ln.strip() for ln in paired.splitlines()[1:] if ln.strip()]
+    assert [ln.split(":")[0] for ln in lines] == [
+        f"{gemma.stem.lower()} {t}" for t in ("pp16", "tg4")
+    ]
+    for ln in lines:  # "name pp16: 1.234 [1.100, 1.300]"
+        ratio, low, high = (
+            float(x)
+            for x in ln.split(":")[1].replace("[", "").replace("]", "").replace(",", "").split()
+        )
+        assert 0 < low <= ratio <= high

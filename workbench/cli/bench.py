@@ -95,6 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N,...",
         help="layers on the GPU (-1: all)",
     )
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="load the models together and let their repetitions take turns, then print "
+        "each model's speed relative to the first one, repetition by repetition, with a "
+        "95%% interval: fair comparisons on a machine whose speed drifts (laptop, shared VM)",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up")
     p.add_argument("--no-store", action="store_true", help="do not append rows to data/bench")
     p.add_argument("--json", action="store_true", help="print the result rows as JSON")
@@ -153,6 +160,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(head), sep, *(line(b) for b in body)])
 
 
+def _ratio_lines(frame: Any, baseline: str) -> str:
+    """The paired comparison of an interleaved run, one line per model and test."""
+    from workbench.bench import BenchError, speed_ratios
+
+    try:
+        ratios = speed_ratios(frame, baseline)
+    except BenchError as e:
+        return f"\nno paired comparison: {e}"
+    lines = [f"\nspeed relative to {baseline}, repetition by repetition (median [95% interval]):"]
+    for r in ratios.iter_rows(named=True):
+        interval = "" if r["low"] != r["low"] else f" [{r['low']:.3f}, {r['high']:.3f}]"
+        lines.append(f"  {r['model']} {_test_name(r)}: {r['ratio']:.3f}{interval}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from workbench.bench import BenchError, BenchSettings, bench, bench_cases
     from workbench.models.registry import ModelNotFound, default_models, resolve
@@ -193,22 +215,29 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
-    frame = bench(
-        refs,
-        n_prompt=args.n_prompt,
-        n_gen=args.n_gen,
-        depths=args.n_depth,
-        reps=args.repetitions,
-        sweep=sweep,
-        store=not args.no_store,
-        warmup=not args.no_warmup,
-        on_row=progress,
-    )
+    try:
+        frame = bench(
+            refs,
+            n_prompt=args.n_prompt,
+            n_gen=args.n_gen,
+            depths=args.n_depth,
+            reps=args.repetitions,
+            sweep=sweep,
+            store=not args.no_store,
+            warmup=not args.no_warmup,
+            on_row=progress,
+            interleave=args.interleave,
+        )
+    except BenchError as e:
+        raise CliError(str(e)) from None
     rows = frame.to_dicts()
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False))
     else:
         print(table(rows))
+        paired = [r["model"] for r in rows if r["interleaved"] and not r["error"]]
+        if paired:
+            print(_ratio_lines(frame, paired[0]))
         if not args.no_store:
             from workbench.store import data_dir
 
