@@ -1,6 +1,6 @@
 """Twins against the real thing: speed of bundled-model twins, memory of catalog twins.
 
-    python benchmarks/twin_parity.py bench  [--reps 30] [-p 64] [-n 16] [-t 1]
+    python benchmarks/twin_parity.py bench  [--reps 60] [-p 64] [-n 16] [-t 1]
     python benchmarks/twin_parity.py memory [--ctx 4096] [NAME ...]
 
 ``bench`` writes a random-weight twin of each bundled model and benches original, a
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     b = sub.add_parser("bench")
-    b.add_argument("--reps", type=int, default=30, help="repetitions (each is one pair)")
+    b.add_argument("--reps", type=int, default=60, help="repetitions (each is one pair)")
     b.add_argument("-p", "--n-prompt", type=int, default=64)
     b.add_argument("-n", "--n-gen", type=int, default=16)
     b.add_argument(

@@ -339,6 +339,20 @@ def test_plot_draws_one_line_per_model_and_test_without_errors() -> None:
             {"model": "a", "test": "tg", "n_gen": 32, "depth": 0, "tps_mean": 90.0, "n_threads": 2},
         ]
     )
+    from workbench.plots.bench import ratio_figure
+
+    ratios = pl.DataFrame(
+        {"model": ["b", "b"], "test": ["pp", "tg"], "n_prompt": [64, 0], "n_gen": [0, 32],
+         "depth": [0, 0], "ratio": [1.2, 0.9], "low": [1.1, float("nan")],
+         "high": [1.3, float("nan")], "pairs": [30, 5]}
+    )  # fmt: skip
+    fig = ratio_figure(ratios, baseline="a")
+    assert [list(t.y) for t in fig.data] == [["b pp64"], ["b tg32"]]
+    assert list(fig.data[0].error_x.array) == pytest.approx([0.1])
+    assert list(fig.data[0].error_x.arrayminus) == pytest.approx([0.1])
+    assert list(fig.data[1].error_x.array) == [0]  # no interval below 6 pairs
+    assert "against a" in fig.layout.title.text
+
     bars = sweep_bars(sweep)
     assert list(bars.data[0].x) == ["t=1", "t=2"]
     assert list(bars.data[0].y) == [50.0, 90.0]

@@ -137,3 +137,42 @@ def sweep_bars(frame: pl.DataFrame, *, test: str = "tg", depth: int | None = Non
         legend_title_text="model",
     )
     return fig
+
+
+def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Figure:
+    """Paired speed ratios (:func:`workbench.bench.speed_ratios`) as points with their 95%
+    intervals, one row per model and test, against a line at 1 (as fast as the
+    baseline)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colors = _palette()
+    for i, (test, group) in enumerate(ratios.group_by(["test"], maintain_order=True)):
+        rows = group.to_dicts()
+        labels = [f"{r['model']} {_test_label(r)}" for r in rows]
+        ratio = [r["ratio"] for r in rows]
+        plus = [r["high"] - r["ratio"] if r["high"] == r["high"] else 0 for r in rows]
+        minus = [r["ratio"] - r["low"] if r["low"] == r["low"] else 0 for r in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=ratio,
+                y=labels,
+                mode="markers",
+                marker={"size": 10, "color": colors[i % len(colors)]},
+                error_x={"type": "data", "array": plus, "arrayminus": minus, "visible": True},
+                name=_TESTS.get(str(test[0]), str(test[0])),
+            )
+        )
+    fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
+    against = f" against {baseline}" if baseline else ""
+    fig.update_layout(
+        title=f"speed{against}, repetition by repetition (median, 95% interval)",
+        xaxis_title="tokens/s ratio",
+        legend_title_text="test",
+    )
+    return fig
+
+
+def _test_label(row: dict[str, Any]) -> str:
+    n = row["n_prompt"] if row["test"] == "pp" else row["n_gen"]
+    return f"{row['test']}{n}" + (f" @ d{row['depth']}" if row.get("depth") else "")
