@@ -169,3 +169,20 @@ def test_export_in_the_ratings_format(tmp_path: Path, suffix: str) -> None:
 def test_unknown_export_format(tmp_path: Path) -> None:
     with VoteStore(tmp_path / "v.sqlite") as store, pytest.raises(ValueError, match="format"):
         store.export(tmp_path / "votes.xlsx")
+
+
+def test_pair_counts_are_votes_and_open_battles(tmp_path: Path) -> None:
+    """Balancing counts what will become votes: a battle left without a vote stops
+    counting once it expires, so raters who skip cannot starve a pair."""
+    now = datetime.now(UTC)
+    with VoteStore(tmp_path / "v.sqlite") as store:
+        store.add_battle(battle("voted", created_at=now - timedelta(hours=2),
+                                expires_at=now - timedelta(hours=1)))  # fmt: skip
+        store.record_vote("voted", "alice", "A", now=now - timedelta(hours=1, minutes=30))
+        store.add_battle(battle("open", model_a="m1", model_b="m3"))
+        store.add_battle(battle("skipped", model_a="m3", model_b="m2",
+                                created_at=now - timedelta(hours=2),
+                                expires_at=now - timedelta(hours=1)))  # fmt: skip
+        assert store.pair_counts() == {frozenset({"m1", "m2"}): 1, frozenset({"m1", "m3"}): 1}
+        later = now + timedelta(hours=2)  # the open battle has expired unvoted by then
+        assert store.pair_counts(later) == {frozenset({"m1", "m2"}): 1}

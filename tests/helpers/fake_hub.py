@@ -9,7 +9,8 @@ It answers the requests huggingface_hub makes, with the headers the real hub sen
   with ``X-Repo-Commit``, ``X-Linked-Etag`` (the sha256), ``X-Linked-Size`` and ``ETag``;
   404 with ``X-Error-Code: EntryNotFound`` / ``RepoNotFound`` otherwise;
 - ``HEAD|GET /cdn/{sha256}``: the bytes, with ``Accept-Ranges`` and 206 answers to
-  ``Range: bytes=N-`` requests.
+  ``Range: bytes=N-`` and ``Range: bytes=N-M`` requests (exactly those bytes, as the
+  hub's CDN answers).
 
 Faults for tests: ``cut_next_get_at`` closes the connection after that many bytes of the
 next download; ``fail_gets_with`` answers the downloads after it (or all) with that status;
@@ -235,21 +236,23 @@ class FakeHub:
             req.status = self.fail_gets_with
             self._send(h, self.fail_gets_with, {}, b"unavailable", head)
             return
-        start = 0
+        start, stop = 0, f.size  # the bytes [start, stop) go out
         status = 200
         headers = {"Accept-Ranges": "bytes", "ETag": f'"{f.sha256}"',
                    "Content-Type": "application/octet-stream"}  # fmt: skip
         rng = h.headers.get("Range")
         if rng and rng.startswith("bytes="):
-            first = rng.removeprefix("bytes=").split("-")[0]
+            first, _, last = rng.removeprefix("bytes=").partition("-")
             start = int(first or 0)
-            if start >= f.size:
+            if last:
+                stop = min(f.size, int(last) + 1)
+            if start >= f.size or start >= stop:
                 req.status = 416
                 self._send(h, 416, {"Content-Range": f"bytes */{f.size}"}, b"", head)
                 return
             status = 206
-            headers["Content-Range"] = f"bytes {start}-{f.size - 1}/{f.size}"
-        headers["Content-Length"] = str(f.size - start)
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{f.size}"
+        headers["Content-Length"] = str(stop - start)
         req.status = status
         h.send_response(status)
         for k, v in headers.items():
@@ -261,8 +264,8 @@ class FakeHub:
         if self.cut_next_get_at is not None:
             cut, self.cut_next_get_at = self.cut_next_get_at, None
         pos = start
-        while pos < f.size:
-            end = min(f.size, pos + (1 << 20))
+        while pos < stop:
+            end = min(stop, pos + (1 << 20))
             if cut is not None and end > cut:
                 end = cut
             chunk = f.read(pos, end)

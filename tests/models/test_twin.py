@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers.fake_hub import FakeHub, Request
+from tests.helpers.fake_hub import FakeHub
 from workbench.models.gguf_info import TensorInfo, read_model_info
 from workbench.models.memory import plan
 from workbench.models.twin import (
@@ -221,37 +220,13 @@ def test_resolve_twin_builds_once_and_caches(
 # --------------------------------------------------------------------------- hub headers
 
 
-class RangeHub(FakeHub):
-    """The fake hub, answering ``Range: bytes=N-M`` with exactly those bytes, as the
-    hub's CDN does (the base class serves N to the end of the file)."""
-
-    def _cdn(self, h: BaseHTTPRequestHandler, sha: str, req: Request, head: bool) -> None:
-        rng = h.headers.get("Range") or ""
-        spec = rng.removeprefix("bytes=")
-        f = next((f for fs in self.repos.values() for f in fs.values() if f.sha256 == sha), None)
-        if head or f is None or "-" not in spec or not spec.split("-")[1]:
-            super()._cdn(h, sha, req, head)
-            return
-        start, end = (int(x) for x in spec.split("-"))
-        end = min(end, f.size - 1)
-        body = f.read(start, end + 1)
-        req.status = 206
-        h.send_response(206)
-        h.send_header("Content-Range", f"bytes {start}-{end}/{f.size}")
-        h.send_header("Content-Length", str(len(body)))
-        h.send_header("Accept-Ranges", "bytes")
-        h.end_headers()
-        h.wfile.write(body)
-        req.sent += len(body)
-
-
 REPO = "acme/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
 
 
 @pytest.fixture()
-def range_hub(smollm: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RangeHub]:
-    hub = RangeHub()
+def range_hub(smollm: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    hub = FakeHub()
     hub.add(REPO, FILE, smollm)
     with hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -260,7 +235,7 @@ def range_hub(smollm: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RangeHu
 
 @pytest.mark.parametrize("spec", [f"{REPO}:{FILE}", f"{REPO}:Q4_1"])
 def test_remote_twin_fetches_only_header_bytes(
-    spec: str, range_hub: RangeHub, smollm: Path, tmp_path: Path
+    spec: str, range_hub: FakeHub, smollm: Path, tmp_path: Path
 ) -> None:
     result, fetched = twin_from_hub(spec, tmp_path / "remote.gguf", fill="zeros")
     local = twin_from_file(smollm, tmp_path / "local.gguf", fill="zeros")
@@ -277,7 +252,7 @@ def test_remote_twin_fetches_only_header_bytes(
     assert served < smollm.stat().st_size / 20  # never the weights
 
 
-def test_remote_errors_are_one_line(range_hub: RangeHub, tmp_path: Path) -> None:
+def test_remote_errors_are_one_line(range_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(TwinError, match="no Q8_0"):
         twin_from_hub(f"{REPO}:Q8_0", tmp_path / "x.gguf")
     with pytest.raises(TwinError):

@@ -1,7 +1,8 @@
 """Battles: which two models meet, on which prompt, with which answers.
 
-- Pair sampling keeps battles per pair balanced: the least battled pair goes next, ties
-  broken at random, and left/right is a coin flip.
+- Pair sampling keeps votes per pair balanced: the pair with the fewest votes and open
+  battles goes next (a battle left unvoted stops counting when it expires), ties broken
+  at random, and left/right is a coin flip.
 - Answers come from the pool of stored runs made with the same prompt and settings, or
   are generated on demand; a battle is returned only once both answers exist, so the
   speed of a model can never show which one it is.
@@ -255,7 +256,8 @@ class Arena:
         self._lock = threading.Lock()
         self._gen_lock = threading.Lock()
         self._runner: Runner | None = None
-        self._counts = self.store.pair_counts()
+        # battles being prepared (answers generating), not yet in the store
+        self._pending: dict[frozenset[str], int] = {}
         self._seen = self.store.seen_responses()
         self._named: dict[str, bool] = {}
         if runs is None and study.runs_root is not None:
@@ -364,24 +366,25 @@ class Arena:
                 f"at most {self.study.max_prompt_chars})"
             )
         with self._lock:
-            left, right = choose_pair(self.study.model_names, self._counts, self._rng)
+            counts = self.store.pair_counts()
+            for pair, n in self._pending.items():
+                counts[pair] = counts.get(pair, 0) + n
+            left, right = choose_pair(self.study.model_names, counts, self._rng)
             key = frozenset((left, right))
-            # Reserve the battle now so concurrent requests spread over the pairs.
-            self._counts[key] = self._counts.get(key, 0) + 1
             if free:
                 prompt = Prompt(free, id="free", category="free", language=None)
             else:
                 eligible = self._eligible_prompts(rater.name, left, right)
                 if not eligible:
-                    self._counts[key] -= 1
                     raise ArenaError("this study has no prompt to battle on")
                 prompt = self._rng.choice(eligible)
+            # Reserve the pair now so concurrent requests spread over the pairs.
+            self._pending[key] = self._pending.get(key, 0) + 1
         try:
             ans_a, src_a = self._answer(rater.name, prompt, left)
             ans_b, src_b = self._answer(rater.name, prompt, right)
         except BaseException:
-            with self._lock:
-                self._counts[key] -= 1
+            self._release(key)
             raise
         flags = [
             f"answer {side} names {term}"
@@ -411,7 +414,10 @@ class Arena:
             created_at=created,
             expires_at=created + timedelta(seconds=self.study.battle_ttl_s),
         )
-        self.store.add_battle(record)
+        try:
+            self.store.add_battle(record)
+        finally:
+            self._release(key)
         with self._lock:
             self._seen.setdefault(rater.name, set()).update((ans_a.response_id, ans_b.response_id))
         return BattleView(
@@ -422,6 +428,12 @@ class Arena:
             prompt.category,
             prompt.language,
         )
+
+    def _release(self, key: frozenset[str]) -> None:
+        with self._lock:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
 
     def vote(self, rater: Rater, battle_id: str, choice: str, reason: str | None) -> VoteOutcome:
         """Record ``rater``'s vote (durably) and return the revealed names.

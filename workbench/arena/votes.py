@@ -278,11 +278,17 @@ class VoteStore:
             ).fetchone()
         return _battle(row) if row is not None else None
 
-    def pair_counts(self) -> dict[frozenset[str], int]:
-        """Battles created per unordered pair of models."""
+    def pair_counts(self, now: datetime | None = None) -> dict[frozenset[str], int]:
+        """Per unordered pair of models: battles voted on, plus battles still open at
+        ``now`` (default: the current time). A battle left without a vote stops counting
+        when it expires, so skipped battles do not starve a pair of votes."""
+        at = _iso(now or _now())
         with self._lock:
             rows = self._conn.execute(
-                "SELECT model_a, model_b, COUNT(*) AS n FROM battles GROUP BY model_a, model_b"
+                """SELECT model_a, model_b, COUNT(*) AS n FROM battles
+                WHERE status = 'voted' OR (status = 'open' AND expires_at > ?)
+                GROUP BY model_a, model_b""",
+                (at,),
             ).fetchall()
         out: dict[frozenset[str], int] = {}
         for r in rows:
