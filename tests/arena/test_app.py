@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -17,10 +19,12 @@ from .helpers import BUNDLED, fake_runs, free_port, need_models, write_study
 pytestmark = pytest.mark.slow  # each test starts a Gradio server
 
 
-def _serve(tmp_path: Path, launched: list[object], **kw: object) -> tuple[object, str]:
+def _serve(
+    tmp_path: Path, launched: list[object], app_kw: dict[str, Any] | None = None, **kw: object
+) -> tuple[object, str]:
     need_models()
     study = load_study(write_study(tmp_path, pool_only=True, runs_root=tmp_path, **kw))  # type: ignore[arg-type]
-    app = build_app(study, arena=Arena(study, runs=fake_runs(), seed=0))
+    app = build_app(study, arena=Arena(study, runs=fake_runs(), seed=0), **(app_kw or {}))
     launched.append(app)
     port = free_port()
     app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
@@ -81,6 +85,47 @@ def test_bad_input_changes_nothing(tmp_path: Path, launched: list[object]) -> No
     # the open battle still takes its one vote
     client.predict("alice-secret-1", open_id, "A", "", api_name="/vote")
     assert app.arena.store.count_votes() == 2  # type: ignore[attr-defined]
+
+
+def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[object]) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    app, url = _serve(tmp_path, launched, app_kw={"max_token_failures": 3, "lockout_s": 2.0})
+    client = Client(url, verbose=False)
+    for guess in ("guess-0001", "guess-0002", "guess-0003"):
+        with pytest.raises(AppError, match="unknown token"):
+            client.predict(guess, api_name="/new_battle")
+    # locked out: even the right token is refused, on both endpoints
+    with pytest.raises(AppError, match="too many unknown tokens"):
+        client.predict("alice-secret-1", api_name="/new_battle")
+    with pytest.raises(AppError, match="too many unknown tokens"):
+        client.predict("alice-secret-1", "x", "A", "", api_name="/vote")
+    assert app.arena.store.count_battles() == 0  # type: ignore[attr-defined]
+    time.sleep(2.1)
+    battle = client.predict("alice-secret-1", api_name="/new_battle")
+    assert battle["battle_id"]
+
+
+def test_throttle_counts_failures_in_a_sliding_window() -> None:
+    from workbench.arena.app import _Throttle
+    from workbench.arena.battles import ArenaError
+
+    now = [0.0]
+    t = _Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    t.failed("a")
+    now[0] = 50
+    t.failed("a")
+    now[0] = 70  # the first failure has left the window
+    t.failed("a")
+    t.check("a")
+    t.failed("b")  # other addresses are counted apart
+    t.check("b")
+    t.failed("a")  # three within the window now
+    with pytest.raises(ArenaError, match="try again in 30 s"):
+        t.check("a")
+    now[0] = 101
+    t.check("a")
 
 
 def test_demo_tokens_refuse_a_public_address(tmp_path: Path) -> None:

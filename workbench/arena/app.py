@@ -11,7 +11,9 @@ scripted studies and load tests (``gradio_client``):
   ``bothbad`` -> ``{"status": "recorded", "model_a", "model_b", "winner", ...}``
 
 Both raise a Gradio error (``gradio_client`` raises ``AppError``) with a one-line message
-for a wrong token, an unknown or finished battle, or bad input.
+for a wrong token, an unknown or finished battle, or bad input. Unknown tokens are
+counted per client address, the page's login and the API together: too many within a
+minute lock that address out for a while (:class:`_Throttle`).
 """
 
 # No `from __future__ import annotations` here: gr.api reads the endpoint functions'
@@ -21,6 +23,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +155,53 @@ class _Sessions:
             return self._by_id.get(sid)
 
 
+class _Throttle:
+    """Slows token guessing: a client address whose unknown tokens reach ``limit`` within
+    ``window_s`` seconds is refused, right token or wrong, for ``lockout_s`` seconds.
+
+    Behind a reverse proxy every rater shares the proxy's address; raise ``limit`` there.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float = 60.0,
+        lockout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window_s, self.lockout_s, self.clock = limit, window_s, lockout_s, clock
+        self._failures: dict[str, list[float]] = {}
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        """Raise ArenaError while ``client`` is locked out."""
+        with self._lock:
+            left = self._until.get(client, 0.0) - self.clock()
+            if left > 0:
+                raise ArenaError(
+                    f"too many unknown tokens from this address; try again in {left:.0f} s"
+                )
+            self._until.pop(client, None)
+
+    def failed(self, client: str) -> None:
+        """Count one unknown token from ``client``."""
+        with self._lock:
+            now = self.clock()
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+            recent.append(now)
+            if len(recent) >= self.limit:
+                self._until[client] = now + self.lockout_s
+                recent = []
+                log.warning("arena: %s locked out after %d unknown tokens", client, self.limit)
+            self._failures[client] = recent
+
+
+def _client(request: Any) -> str:
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
 # --------------------------------------------------------------------------- app
 
 
@@ -189,7 +239,12 @@ def _make_blocks_class(gr: Any) -> type:
 
 
 def build_app(
-    study: Study | str | Path, *, arena: Arena | None = None, seed: int | None = None
+    study: Study | str | Path,
+    *,
+    arena: Arena | None = None,
+    seed: int | None = None,
+    max_token_failures: int = 10,
+    lockout_s: float = 60.0,
 ) -> Any:
     """The voting panel as Gradio Blocks, ready to ``launch()`` or embed in a notebook.
 
@@ -198,6 +253,9 @@ def build_app(
         arena: the engine to serve (default: a new one for ``study``); reachable later as
             ``app.arena`` (close it with ``app.arena.close()``).
         seed: sampling seed for a new arena (None: random).
+        max_token_failures: unknown tokens from one address within a minute before that
+            address is locked out (the page's login and the API count together).
+        lockout_s: how long a locked-out address is refused.
 
     Returns:
         Blocks whose ``launch`` refuses non-loopback addresses while the study uses a
@@ -208,24 +266,42 @@ def build_app(
         study = load_study(study)
     arena = arena or Arena(study, seed=seed)
     sessions = _Sessions()
+    throttle = _Throttle(max_token_failures, lockout_s=lockout_s)
     cache: dict[str, Any] = {}
     cache_lock = threading.Lock()
     buttons_off = [gr.update(interactive=False)] * 4
 
     # ---------------------------------------------------------------- API endpoints
 
-    def new_battle(token: str) -> dict:
+    def authenticate(token: str, request: Any) -> Rater:
+        client = _client(request)
+        throttle.check(client)
+        try:
+            return arena.authenticate(token)
+        except ArenaError:
+            throttle.failed(client)
+            raise
+
+    # Gradio fills in the gr.Request parameters (by their annotation, read at runtime)
+    # and leaves them out of the API's parameters; mypy cannot see gr's types here.
+    def new_battle(token: str, request: gr.Request = None) -> dict:  # type: ignore[name-defined]
         """Start a blind battle. Returns battle_id, prompt, answer_a, answer_b."""
         try:
-            rater = arena.authenticate(token)
+            rater = authenticate(token, request)
             return arena.new_battle(rater).as_dict()
         except ArenaError as e:
             raise gr.Error(str(e)) from None
 
-    def vote(token: str, battle_id: str, choice: str, reason: str = "") -> dict:
+    def vote(
+        token: str,
+        battle_id: str,
+        choice: str,
+        reason: str = "",
+        request: gr.Request = None,  # type: ignore[name-defined]
+    ) -> dict:
         """Vote on a battle: choice is A, B, tie or bothbad. Returns the revealed names."""
         try:
-            rater = arena.authenticate(token)
+            rater = authenticate(token, request)
             out = arena.vote(rater, battle_id, choice, reason)
         except (ArenaError, VoteRejected) as e:
             raise gr.Error(str(e)) from None
@@ -241,12 +317,21 @@ def build_app(
 
     # ---------------------------------------------------------------- UI handlers
 
-    def login(token: str) -> tuple[Any, ...]:
-        rater = study.rater_for((token or "").strip())
+    def login(token: str, request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[name-defined]
+        client = _client(request)
+        rater: Rater | None = None
+        try:
+            throttle.check(client)
+            rater = study.rater_for((token or "").strip())
+            message = "⚠️ Unknown token."
+            if rater is None:
+                throttle.failed(client)
+        except ArenaError as e:
+            message = f"⚠️ {e}"
         if rater is None:
             return (
                 None,
-                "⚠️ Unknown token.",
+                message,
                 gr.update(visible=False),
                 gr.update(visible=False),
                 gr.update(),
