@@ -59,7 +59,9 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert votes.height == 1 and votes["reason"][0] == "meh" and votes["rater"][0] == "alice"
 
 
-def test_bad_input_changes_nothing(tmp_path: Path, launched: list[object]) -> None:
+def test_bad_input_changes_nothing(
+    tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
+) -> None:
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -82,6 +84,8 @@ def test_bad_input_changes_nothing(tmp_path: Path, launched: list[object]) -> No
         with pytest.raises(AppError, match=message):
             client.predict(*args, api_name=endpoint)
     assert _db(app) == before
+    # a refused call is the rater's mistake, not the server's: no traceback in the log
+    assert "Traceback" not in capfd.readouterr().err
     # the open battle still takes its one vote
     client.predict("alice-secret-1", open_id, "A", "", api_name="/vote")
     assert app.arena.store.count_votes() == 2  # type: ignore[attr-defined]

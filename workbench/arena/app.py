@@ -290,7 +290,7 @@ def build_app(
             rater = authenticate(token, request)
             return arena.new_battle(rater).as_dict()
         except ArenaError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
 
     def vote(
         token: str,
@@ -304,7 +304,7 @@ def build_app(
             rater = authenticate(token, request)
             out = arena.vote(rater, battle_id, choice, reason)
         except (ArenaError, VoteRejected) as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
         return {
             "status": "recorded",
             "battle_id": out.battle_id,
