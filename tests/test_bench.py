@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from pathlib import Path
 
 import polars as pl
@@ -210,12 +211,21 @@ def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
     still run."""
     import psutil
 
+    killed: list[int] = []
+    started = time.time() - 1
+
     def kill_the_worker(row: dict[str, object]) -> None:
-        if row["test"] != "pp":
+        if row["test"] != "pp" or killed:
             return
         for child in psutil.Process().children():
-            if any("spawn_main" in part for part in child.cmdline()):
-                child.kill()
+            try:  # only the worker this test started; older children may be zombies
+                if child.create_time() >= started and any(
+                    "spawn_main" in part for part in child.cmdline()
+                ):
+                    child.kill()
+                    killed.append(child.pid)
+            except psutil.Error:
+                continue
 
     frame = bench(
         [str(smollm), str(gemma)],
@@ -227,6 +237,7 @@ def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
         interleave=True,
         on_row=kill_the_worker,
     )
+    assert killed, "the interleaved worker was not found"
     assert frame["error"].is_null().all(), frame["error"].to_list()
     assert frame.height == 4
     pp, tg = (frame.filter(pl.col("test") == t) for t in ("pp", "tg"))
