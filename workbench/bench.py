@@ -682,7 +682,7 @@ def bench(
             (ABBA order), so that the machine's drifts (boost clocks, heat, a busy
             neighbour) fall on every model alike and repetition ``i`` of each model ran
             at nearly the same moment: the fair way to compare models on a laptop or a
-            shared VM, with :func:`speed_ratio` for the paired comparison. The models
+            shared VM, with :func:`speed_ratios` for the paired comparison. The models
             must fit in memory together. Default: one process per model, in turn, as
             llama-bench runs them.
 
