@@ -181,9 +181,10 @@ class _Test:
     """One test of one model: its context (warmed up) and its timed repetitions."""
 
     def __init__(
-        self, lc: Any, model: _Model, runner: _Runner, case: dict[str, Any], job: dict[str, Any],
-        log_path: str,
-    ) -> None:  # fmt: skip
+        self, lc: Any, model: _Model, case: dict[str, Any], job: dict[str, Any], log_path: str
+    ) -> None:
+        assert model.runner is not None, "load the model first"
+        runner = model.runner
         self.lc, self.model, self.runner, self.case = lc, model, runner, case
         offset = os.path.getsize(log_path)
         self.ctx = lc.llama_init_from_model(model.handle, _context_params(lc, case))
@@ -269,8 +270,8 @@ def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
             tests: list[tuple[int, _Test]] = []
             for mi, model in enumerate(models):
                 try:
-                    runner = model.ensure_loaded(lc, case["n_gpu_layers"], log_path)
-                    tests.append((mi, _Test(lc, model, runner, case, job, log_path)))
+                    model.ensure_loaded(lc, case["n_gpu_layers"], log_path)
+                    tests.append((mi, _Test(lc, model, case, job, log_path)))
                 except Exception as e:
                     conn.send(("fail", mi, ci, _message(e)))
             try:

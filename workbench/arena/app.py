@@ -155,6 +155,10 @@ class _Sessions:
             return self._by_id.get(sid)
 
 
+class _LockedOut(ArenaError):
+    """The client address is locked out after too many unknown tokens."""
+
+
 class _Throttle:
     """Slows token guessing: a client address whose unknown tokens reach ``limit`` within
     ``window_s`` seconds is refused, right token or wrong, for ``lockout_s`` seconds.
@@ -175,11 +179,11 @@ class _Throttle:
         self._lock = threading.Lock()
 
     def check(self, client: str) -> None:
-        """Raise ArenaError while ``client`` is locked out."""
+        """Raise _LockedOut (an ArenaError) while ``client`` is locked out."""
         with self._lock:
             left = self._until.get(client, 0.0) - self.clock()
             if left > 0:
-                raise ArenaError(
+                raise _LockedOut(
                     f"too many unknown tokens from this address; try again in {left:.0f} s"
                 )
             self._until.pop(client, None)
@@ -318,16 +322,13 @@ def build_app(
     # ---------------------------------------------------------------- UI handlers
 
     def login(token: str, request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[name-defined]
-        client = _client(request)
         rater: Rater | None = None
         try:
-            throttle.check(client)
-            rater = study.rater_for((token or "").strip())
-            message = "⚠️ Unknown token."
-            if rater is None:
-                throttle.failed(client)
-        except ArenaError as e:
+            rater = authenticate((token or "").strip(), request)
+        except _LockedOut as e:
             message = f"⚠️ {e}"
+        except ArenaError:
+            message = "⚠️ Unknown token."
         if rater is None:
             return (
                 None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -170,7 +171,7 @@ def _ratio_lines(frame: Any, baseline: str) -> str:
         return f"\nno paired comparison: {e}"
     lines = [f"\nspeed relative to {baseline}, repetition by repetition (median [95% interval]):"]
     for r in ratios.iter_rows(named=True):
-        interval = "" if r["low"] != r["low"] else f" [{r['low']:.3f}, {r['high']:.3f}]"
+        interval = "" if math.isnan(r["low"]) else f" [{r['low']:.3f}, {r['high']:.3f}]"
         lines.append(f"  {r['model']} {_test_name(r)}: {r['ratio']:.3f}{interval}")
     return "\n".join(lines)
 

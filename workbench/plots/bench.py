@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -151,8 +152,8 @@ def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Fig
         rows = group.to_dicts()
         labels = [f"{r['model']} {_test_label(r)}" for r in rows]
         ratio = [r["ratio"] for r in rows]
-        plus = [r["high"] - r["ratio"] if r["high"] == r["high"] else 0 for r in rows]
-        minus = [r["ratio"] - r["low"] if r["low"] == r["low"] else 0 for r in rows]
+        plus = [0 if math.isnan(r["high"]) else r["high"] - r["ratio"] for r in rows]
+        minus = [0 if math.isnan(r["low"]) else r["ratio"] - r["low"] for r in rows]
         fig.add_trace(
             go.Scatter(
                 x=ratio,
