@@ -170,7 +170,7 @@ class WorkerLoop:
 
 
 def run_workbench(backend: Any, config: Any) -> Sample:
-    from workbench.backends.base import Done, Error, Prompt, Token
+    from workbench.backends.base import Done, Failed, Prompt, Token
 
     parts: list[str] = []
     t_first: float | None = None
@@ -181,7 +181,7 @@ def run_workbench(backend: Any, config: Any) -> Sample:
             if t_first is None:
                 t_first = t_last
             parts.append(ev.text)
-        elif isinstance(ev, Error):
+        elif isinstance(ev, Failed):
             raise RuntimeError(ev.message)
         elif isinstance(ev, Done):
             n = ev.completion.completion_tokens or 0

@@ -59,7 +59,7 @@ api_key_env = "QWEN_KEY"
     monkeypatch.chdir(sub)  # found from a subdirectory, like git finds its repo
     cfg = load_config()
     assert [p.name for p in cfg.files] == ["workbench.toml", "workbench.toml"]
-    refs = {r.name: r for r in cfg.refs()}
+    refs = {r.name: r for r in registry.config_models()}
     assert refs["mine"].path == str(project / "weights" / "mine.gguf")
     assert refs["qwen"].path == "http://127.0.0.1:8080/v1"  # the project's wins
     assert refs["qwen"].served_model == "qwen3.5-35b-a3b"

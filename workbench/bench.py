@@ -41,6 +41,7 @@ import polars as pl
 from workbench.backends.llama_log import exit_description, failure_cause
 from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
+from workbench.errors import InputError
 
 __all__ = [
     "BENCH_SCHEMA",
@@ -112,7 +113,7 @@ KV_TYPES: dict[str, int] = {
 }
 
 
-class BenchError(ValueError):
+class BenchError(InputError):
     """Settings that cannot be benchmarked (the message says which)."""
 
 

@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.models.registry import ModelRef
+from workbench.errors import InputError
+from workbench.paths import CONFIG_NAME, project_config_path, user_config_path
 
-CONFIG_NAME = "workbench.toml"
-
-
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A workbench.toml that cannot be used; the message names the file and the key."""
 
 
@@ -75,35 +73,6 @@ class WorkbenchConfig:
     """Directories scanned for .gguf files."""
     files: tuple[Path, ...] = field(default=())
     """The files read, in order."""
-
-    def refs(self) -> list[ModelRef]:
-        """Registry entries: the models and endpoints, then the files in model_dirs."""
-        from workbench.models.registry import directory_models
-
-        out = [ModelRef(m.name, str(m.path), "directory") for m in self.models]
-        out += [
-            ModelRef(e.name, e.url.rstrip("/"), "endpoint", served_model=e.model,
-                     api_key_env=e.api_key_env)
-            for e in self.endpoints
-        ]  # fmt: skip
-        if self.model_dirs:
-            out += directory_models(self.model_dirs)
-        return out
-
-
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "workbench" / CONFIG_NAME
-
-
-def project_config_path(start: str | Path | None = None) -> Path | None:
-    """The first workbench.toml in ``start`` (default: the current directory) or above."""
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        p = d / CONFIG_NAME
-        if p.is_file():
-            return p
-    return None
 
 
 def config_paths() -> list[Path]:
@@ -209,12 +178,3 @@ def load_config(paths: list[Path] | None = None) -> WorkbenchConfig:
     return WorkbenchConfig(
         tuple(merged_models.values()), tuple(merged_endpoints.values()), tuple(dirs), tuple(files)
     )
-
-
-def config_models() -> list[ModelRef]:
-    """Registry source: what workbench.toml names (nothing when the file is broken; the
-    `workbench models` command reports the error instead)."""
-    try:
-        return load_config().refs()
-    except ConfigError:
-        return []

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 
+import psutil
+
 
 @dataclass(frozen=True)
 class HostInfo:
@@ -71,8 +73,6 @@ def physical_cores() -> int:
     """Physical cores this process may use: llama.cpp's tools default to that many
     threads. Respects CPU affinity and a container's CPU quota (Binder gives one or two
     CPUs of a large host), and $WORKBENCH_THREADS when set."""
-    import psutil
-
     env = os.environ.get("WORKBENCH_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
@@ -86,8 +86,6 @@ def physical_cores() -> int:
 @functools.cache
 def host_info() -> HostInfo:
     """Describe this machine (cached: it does not change within a process)."""
-    import psutil
-
     return HostInfo(
         cpu=_cpu_name(),
         physical_cores=physical_cores(),
@@ -97,3 +95,11 @@ def host_info() -> HostInfo:
         os=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
     )
+
+
+def default_budget_bytes() -> int:
+    """Memory the runner may fill with loaded models: 75% of RAM (or WORKBENCH_MEMORY_GIB)."""
+    env = os.environ.get("WORKBENCH_MEMORY_GIB")
+    if env:
+        return int(float(env) * 2**30)
+    return int(psutil.virtual_memory().total * 0.75)

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from workbench.backends.base import Prompt
+from workbench.errors import InputError
 
 REQUIRED = ("id", "category", "language", "prompt")
 
 
-class PromptSetError(ValueError):
+class PromptSetError(InputError):
     """A prompt file is malformed; the message names the file, line and field."""
 
 

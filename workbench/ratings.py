@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from workbench.errors import InputError
 
 WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
 """Allowed values of the ``winner`` column, in code order 0..3."""
@@ -54,7 +55,7 @@ _Z95 = 1.959963984540054  # standard normal 97.5% quantile
 _MAX_BATCH_ELEMENTS = 4_000_000  # bound on rounds x cells (and rounds x d^2) per batch
 
 
-class VotesFileError(ValueError):
+class VotesFileError(InputError):
     """A votes file or frame is malformed; the message is one line naming row and column."""
 
 

@@ -26,11 +26,12 @@ from workbench.backends.base import (
     BackendError,
     Completion,
     Done,
-    Error,
+    Failed,
     GenerationConfig,
     Prompt,
     Token,
 )
+from workbench.host import default_budget_bytes
 from workbench.models.gguf_info import GGUFError, ModelInfo
 from workbench.models.registry import ModelRef, file_sha256, resolve
 from workbench.prompts import load_prompts
@@ -82,18 +83,6 @@ class ResponseFinished:
 
 
 RunEvent = ResponseStarted | TokenChunk | ResponseFinished
-
-
-def default_budget_bytes() -> int:
-    """Memory the runner may fill with loaded models: 75% of RAM (or WORKBENCH_MEMORY_GIB)."""
-    import os
-
-    import psutil
-
-    env = os.environ.get("WORKBENCH_MEMORY_GIB")
-    if env:
-        return int(float(env) * 2**30)
-    return int(psutil.virtual_memory().total * 0.75)
 
 
 def backend_for(ref: ModelRef) -> Backend:
@@ -287,7 +276,7 @@ class Runner:
                         yield TokenChunk(name, prompt.id, rep, ev.text)
                     elif isinstance(ev, Done):
                         comp = ev.completion
-                    elif isinstance(ev, Error):
+                    elif isinstance(ev, Failed):
                         comp = ev.completion
                         comp.finish_reason = "error"
                         comp.error = (
@@ -295,7 +284,7 @@ class Runner:
                             if ev.message.startswith(f"{name}:")
                             else f"{name}: {ev.message}"
                         )
-            except BackendError as e:  # a backend that raised instead of yielding Error
+            except BackendError as e:  # a backend that raised instead of yielding Failed
                 comp = Completion(finish_reason="error", error=f"{name}: {e}")
         row = self._row(name, prompt, rep, comp, created)
         if self.store is not None:

@@ -16,6 +16,9 @@ from typing import Any
 
 import polars as pl
 
+from workbench.errors import InputError
+from workbench.paths import data_dir
+
 RUN_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "row_id": pl.String(),
@@ -64,21 +67,8 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
 """One row per response (DESIGN.md "Result row"). ``host`` and ``extra`` hold JSON."""
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A row does not fit the schema; the message names the column."""
-
-
-def data_dir() -> Path:
-    """$WORKBENCH_DATA, else the ``data/`` of the workbench checkout the process runs in
-    (found by walking up from the working directory), else ~/.local/share/workbench."""
-    env = os.environ.get("WORKBENCH_DATA")
-    if env:
-        return Path(env).expanduser()
-    cwd = Path.cwd().resolve()
-    for d in (cwd, *cwd.parents):
-        if (d / "data" / "prompts").is_dir() and (d / "pyproject.toml").exists():
-            return d / "data"
-    return Path.home() / ".local" / "share" / "workbench"
 
 
 def _check_row(row: Mapping[str, Any]) -> None:

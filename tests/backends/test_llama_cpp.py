@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.backends.base import Done, Error, GenerationConfig, Prompt, Token
+from workbench.backends.base import Done, Failed, GenerationConfig, Prompt, Token
 from workbench.backends.llama_cpp import LlamaCppBackend
 
 GREEDY = GenerationConfig(temperature=0.0, seed=7, max_tokens=16, n_ctx=512)
@@ -16,8 +16,8 @@ GREEDY = GenerationConfig(temperature=0.0, seed=7, max_tokens=16, n_ctx=512)
 
 def _collect(backend: LlamaCppBackend, text: str, config: GenerationConfig = GREEDY):
     events = list(backend.stream(Prompt(text), config))
-    assert isinstance(events[-1], Done | Error)
-    assert sum(isinstance(e, Done | Error) for e in events) == 1
+    assert isinstance(events[-1], Done | Failed)
+    assert sum(isinstance(e, Done | Failed) for e in events) == 1
     return events
 
 
@@ -84,7 +84,7 @@ def test_prompt_longer_than_context(smollm: Path) -> None:
     try:
         cfg = GenerationConfig(temperature=0, max_tokens=8, n_ctx=64)
         ev = _collect(b, "word " * 200, cfg)[-1]
-        assert isinstance(ev, Error)
+        assert isinstance(ev, Failed)
         assert "longer than the context" in ev.message and "\n" not in ev.message
         # the worker survives and answers the next, shorter prompt
         assert isinstance(_collect(b, "Hi", cfg)[-1], Done)
@@ -123,7 +123,7 @@ def test_bad_files_become_error_events(
     b = LlamaCppBackend(bad_files[kind])
     try:
         ev = _collect(b, "Hi")[-1]
-        assert isinstance(ev, Error)
+        assert isinstance(ev, Failed)
         assert fragment in ev.message, ev.message
         assert "\n" not in ev.message
         assert ev.completion.finish_reason == "error"

@@ -29,7 +29,7 @@ from tests.helpers.sse_server import (
     sse,
     sse_headers,
 )
-from workbench.backends.base import Done, Error, Event, GenerationConfig, Prompt, Token
+from workbench.backends.base import Done, Event, Failed, GenerationConfig, Prompt, Token
 from workbench.backends.openai_http import OpenAIBackend
 
 PROMPT = Prompt("Write a haiku about the sea.")
@@ -121,7 +121,7 @@ def test_api_key_comes_from_the_environment(
     assert "sekrit" not in json.dumps(done.completion.extra)
     monkeypatch.delenv("MY_SERVER_KEY")
     err = _run(OpenAIBackend(scripted.base_url, "m", api_key_env="MY_SERVER_KEY"))[-1]
-    assert isinstance(err, Error) and "MY_SERVER_KEY" in err.message
+    assert isinstance(err, Failed) and "MY_SERVER_KEY" in err.message
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_http_errors_carry_the_servers_message(
 ) -> None:
     scripted.script = lambda h, body: json_error(h, status, message)
     err = _run(OpenAIBackend(scripted.base_url, "nope"))[-1]
-    assert isinstance(err, Error)
+    assert isinstance(err, Failed)
     assert f"HTTP {status}" in err.message and message in err.message
     assert err.completion.finish_reason == "error" and err.completion.error == err.message
 
@@ -147,16 +147,16 @@ def test_a_stream_that_breaks_mid_answer_is_an_error(scripted: ScriptedServer) -
     scripted.script = script
     events = _run(OpenAIBackend(scripted.base_url, "m"))
     err = events[-1]
-    assert isinstance(err, Error) and "stream broke" in err.message
+    assert isinstance(err, Failed) and "stream broke" in err.message
     assert err.completion.text == "Half an answer"  # what arrived is kept
 
 
 def test_timeouts_and_refused_connections(scripted: ScriptedServer) -> None:
     scripted.script = hang(3)
     err = _run(OpenAIBackend(scripted.base_url, "m", read_timeout_s=0.5))[-1]
-    assert isinstance(err, Error) and "0.5 s" in err.message
+    assert isinstance(err, Failed) and "0.5 s" in err.message
     refused = _run(OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "m"))[-1]
-    assert isinstance(refused, Error) and "connection refused" in refused.message
+    assert isinstance(refused, Failed) and "connection refused" in refused.message
 
 
 def test_cancel_stops_a_stalled_stream(scripted: ScriptedServer) -> None:

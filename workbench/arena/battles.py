@@ -28,6 +28,7 @@ import polars as pl
 
 from workbench.arena.votes import BattleRecord, VoteOutcome, VoteStore
 from workbench.backends.base import GenerationConfig, Prompt
+from workbench.errors import ArenaError
 
 if TYPE_CHECKING:
     from workbench.arena.study import Rater, Study
@@ -90,10 +91,6 @@ _IDENTITY_RE = [
     (label, re.compile(rf"(?<![\w]){pat}(?![\w])", re.IGNORECASE))
     for label, pat in IDENTITY_PATTERNS
 ]
-
-
-class ArenaError(Exception):
-    """A request the arena cannot serve; the message is safe to show a rater."""
 
 
 def _model_terms(model_names: Iterable[str]) -> list[str]:

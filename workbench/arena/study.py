@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.models.registry import ModelNotFound, ModelRef, resolve
+from workbench.errors import InputError
 
 __all__ = [
     "DEMO_TOKENS",
@@ -76,7 +77,7 @@ _LIMIT_KEYS = {
 _RATER_KEYS = {"name", "token", "token_sha256", "role"}
 
 
-class StudyError(ValueError):
+class StudyError(InputError):
     """A study file is malformed or names something that does not exist."""
 
 

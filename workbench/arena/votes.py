@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from workbench.errors import ArenaError
 
 __all__ = [
     "CHOICES",
@@ -147,7 +148,7 @@ _VOTE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class VoteRejected(ValueError):
+class VoteRejected(ArenaError, ValueError):
     """A vote that was not recorded; the message is safe to show the rater."""
 
 

@@ -5,9 +5,9 @@ Events are small frozen dataclasses so UIs can ``match`` on them:
 
 - :class:`Token`: a piece of visible text (may be several tokens batched together);
 - :class:`Done`: the response finished, with its :class:`Completion` figures;
-- :class:`Error`: the response failed; ``Error.completion`` holds whatever was produced.
+- :class:`Failed`: the response failed; ``Failed.completion`` holds whatever was produced.
 
-Every stream ends with exactly one ``Done`` or ``Error``.
+Every stream ends with exactly one ``Done`` or ``Failed``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+from workbench import errors
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -136,14 +137,14 @@ class Done:
 
 
 @dataclass(frozen=True)
-class Error:
+class Failed:
     """The response failed; ``message`` is one line naming the cause."""
 
     message: str
     completion: Completion
 
 
-Event = Token | Done | Error
+Event = Token | Done | Failed
 
 
 @runtime_checkable
@@ -159,7 +160,7 @@ class Backend(Protocol):
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
         """Stream events for ``prompt``; stops early with finish_reason "cancelled" when
-        ``cancel`` is set. Never raises for model or engine failures: they become Error."""
+        ``cancel`` is set. Never raises for model or engine failures: they become Failed."""
         ...
 
     def close(self) -> None:
@@ -167,5 +168,5 @@ class Backend(Protocol):
         ...
 
 
-class BackendError(Exception):
-    """A failure with a one-line, user-facing message."""
+BackendError = errors.BackendError
+"""A failure with a one-line, user-facing message (``workbench.errors.BackendError``)."""

@@ -2,7 +2,7 @@
 
 Each :class:`LlamaCppBackend` owns one worker process (started with ``spawn``) that holds
 its loaded model. Some malformed GGUF files make llama.cpp abort the whole process (a
-GGML_ASSERT, not a Python exception); in a worker that abort becomes an :class:`Error`
+GGML_ASSERT, not a Python exception); in a worker that abort becomes a :class:`Failed`
 event naming the model and the assertion, and the caller (a notebook kernel, the arena
 server, the other models of a comparison) lives on. A worker also makes Stop immediate
 (a stuck worker is killed) and frees the model's memory for certain when it is closed.
@@ -24,7 +24,7 @@ from workbench.backends.base import (
     BackendError,
     Completion,
     Done,
-    Error,
+    Failed,
     Event,
     GenerationConfig,
     Prompt,
@@ -244,7 +244,7 @@ class LlamaCppBackend:
         config: GenerationConfig,
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        """Stream one response. Never raises for model failures: they end in Error."""
+        """Stream one response. Never raises for model failures: they end in Failed."""
         with self._lock:
             yield from self._stream(prompt, config, cancel)
 
@@ -256,7 +256,7 @@ class LlamaCppBackend:
             comp.load_s = self.load(config)
         except BackendError as e:
             comp.finish_reason, comp.error = "error", str(e)
-            yield Error(str(e), comp)
+            yield Failed(str(e), comp)
             return
         assert self._conn is not None and self._cancel is not None
         self._cancel.clear()
@@ -295,7 +295,7 @@ class LlamaCppBackend:
                 err = self._died(offset, "generating")
                 comp.text, comp.finish_reason, comp.error = "".join(parts), "error", err
                 comp.total_s = time.perf_counter() - t0
-                yield Error(err, comp)
+                yield Failed(err, comp)
                 return
             kind = msg[0]
             if kind == "token":
@@ -310,7 +310,7 @@ class LlamaCppBackend:
             self._fill(comp, figures, "".join(parts), t0, t_first, t_end)
             if kind == "error":
                 comp.finish_reason, comp.error = "error", str(msg[1])
-                yield Error(str(msg[1]), comp)
+                yield Failed(str(msg[1]), comp)
             else:
                 yield Done(comp)
             return

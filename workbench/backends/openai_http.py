@@ -28,9 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from workbench.backends.base import (
+    BackendError,
     Completion,
     Done,
-    Error,
+    Failed,
     Event,
     FinishReason,
     GenerationConfig,
@@ -42,8 +43,8 @@ DEFAULT_API_KEY_ENV = "WORKBENCH_API_KEY"
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "eos": "stop", "length": "length"}
 
 
-class _StreamBroke(Exception):
-    pass
+class _StreamBroke(BackendError):
+    """The server ended the stream early (internal: becomes the row's error)."""
 
 
 class OpenAIBackend:
@@ -178,7 +179,7 @@ class OpenAIBackend:
         config: GenerationConfig,
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        """Stream one response. Never raises for server failures: they end in Error."""
+        """Stream one response. Never raises for server failures: they end in Failed."""
         comp = Completion()
         comp.extra.update(base_url=self.base_url, served_model=self.served_model)
         t0 = time.perf_counter()
@@ -189,7 +190,7 @@ class OpenAIBackend:
         except _StreamBroke as e:
             comp.finish_reason, comp.error = "error", str(e)
             comp.total_s = time.perf_counter() - t0
-            yield Error(str(e), comp)
+            yield Failed(str(e), comp)
             return
         stop_watch = threading.Event()
         cancelled = threading.Event()
@@ -213,7 +214,7 @@ class OpenAIBackend:
                 return
             self._fill(comp, state, time.perf_counter(), "error")
             comp.error = str(e)
-            yield Error(str(e), comp)
+            yield Failed(str(e), comp)
             return
         finally:
             stop_watch.set()

@@ -7,17 +7,17 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from workbench import __version__
+from workbench.errors import InputError, WorkbenchError, one_line
 
 COMMANDS = ("models", "compare", "bench", "memory", "ratings", "arena", "pull", "twin")
 
 
-class CliError(Exception):
-    """A user-facing failure: printed as one line on stderr, exit status 2."""
+class CliError(InputError):
+    """A flag the command cannot use: printed as one line on stderr, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workbench import __version__
-
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Compare local LLMs: speed, memory and blind preference on your hardware.",
@@ -40,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CliError as e:
-        print(f"workbench {args.command}: {e}", file=sys.stderr)
-        return 2
+    except WorkbenchError as e:  # every error the package raises: one line, no traceback
+        print(f"workbench {args.command}: {one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -44,11 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from workbench.arena.study import StudyError, demo_study_path, load_study
 
     path = args.study or demo_study_path()
-    try:
-        study = load_study(path, resolve_models=not args.export)
-        study.check_host(args.host)
-    except StudyError as e:
-        raise CliError(str(e)) from None
+    study = load_study(path, resolve_models=not args.export)
+    study.check_host(args.host)
     if args.check or args.export:
         summary: dict[str, object] = {
             "study": study.name,

@@ -182,25 +182,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repetitions < 1:
         raise CliError("-r must be at least 1")
-    try:
-        sweep = BenchSettings(
-            n_threads=args.threads or [None],
-            n_batch=args.batch_size,
-            n_ubatch=args.ubatch_size,
-            flash_attn=args.flash_attn,
-            type_k=args.cache_type_k,
-            type_v=args.cache_type_v,
-            n_gpu_layers=args.n_gpu_layers,
-        )
-        cases = bench_cases(
-            n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep
-        )
-    except BenchError as e:
-        raise CliError(str(e)) from None
-    try:
-        refs = [resolve(m) for m in args.models] if args.models else default_models()
-    except ModelNotFound as e:
-        raise CliError(str(e)) from None
+    sweep = BenchSettings(
+        n_threads=args.threads or [None],
+        n_batch=args.batch_size,
+        n_ubatch=args.ubatch_size,
+        flash_attn=args.flash_attn,
+        type_k=args.cache_type_k,
+        type_v=args.cache_type_v,
+        n_gpu_layers=args.n_gpu_layers,
+    )
+    cases = bench_cases(
+        n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep
+    )
+    refs = [resolve(m) for m in args.models] if args.models else default_models()
 
     total = len(cases) * len(refs)
     done = 0
@@ -216,21 +210,18 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
-    try:
-        frame = bench(
-            refs,
-            n_prompt=args.n_prompt,
-            n_gen=args.n_gen,
-            depths=args.n_depth,
-            reps=args.repetitions,
-            sweep=sweep,
-            store=not args.no_store,
-            warmup=not args.no_warmup,
-            on_row=progress,
-            interleave=args.interleave,
-        )
-    except BenchError as e:
-        raise CliError(str(e)) from None
+    frame = bench(
+        refs,
+        n_prompt=args.n_prompt,
+        n_gen=args.n_gen,
+        depths=args.n_depth,
+        reps=args.repetitions,
+        sweep=sweep,
+        store=not args.no_store,
+        warmup=not args.no_warmup,
+        on_row=progress,
+        interleave=args.interleave,
+    )
     rows = frame.to_dicts()
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False))

@@ -96,14 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.reps < 1 or args.max_tokens < 1:
         raise CliError("--reps and --max-tokens must be at least 1")
-    try:
-        refs = [resolve(m) for m in args.models] if args.models else default_models()
-    except ModelNotFound as e:
-        raise CliError(str(e)) from None
-    try:
-        prompts = load_prompts(args.prompts) if args.prompts else [Prompt(args.prompt)]
-    except PromptSetError as e:
-        raise CliError(str(e)) from None
+    refs = [resolve(m) for m in args.models] if args.models else default_models()
+    prompts = load_prompts(args.prompts) if args.prompts else [Prompt(args.prompt)]
     config = GenerationConfig(
         temperature=args.temperature,
         top_p=args.top_p,

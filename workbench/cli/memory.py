@@ -79,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from workbench.models.gguf_info import GGUFError
     from workbench.models.memory import GIB, UnsupportedArch, format_bytes, max_context, plan
 
-    try:
-        refs = [_resolve(m) for m in args.models] if args.models else registry.default_models()
-    except registry.ModelNotFound as e:
-        raise CliError(str(e)) from None
+    refs = [_resolve(m) for m in args.models] if args.models else registry.default_models()
     fa = {"on": True, "off": False, "auto": None}[args.flash_attn]
     kw: dict[str, Any] = {"kv_type": args.kv_type, "swa_full": args.swa_full, "flash_attn": fa}
     if any(c <= 0 for c in args.ctx or []):

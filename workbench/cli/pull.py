@@ -54,17 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from workbench.models.hub import HubError, pull
 
     budget = int(args.budget * 2**30) if args.budget else None
-    try:
-        result = pull(
-            args.spec,
-            quant=args.quant,
-            revision=args.revision,
-            budget_bytes=budget,
-            ctx=args.ctx,
-            progress=True,
-        )
-    except HubError as e:
-        raise CliError(str(e)) from None
+    result = pull(
+        args.spec,
+        quant=args.quant,
+        revision=args.revision,
+        budget_bytes=budget,
+        ctx=args.ctx,
+        progress=True,
+    )
     if args.json:
         doc = {
             "name": result.name,

@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
             args.source, args.output, quant=args.quant, fill=args.fill, seed=args.seed,
             revision=args.revision,
         )  # fmt: skip
-    except TwinError as e:
-        raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e}") from None
     summary = describe(result)

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from workbench.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -45,7 +46,7 @@ _BULKY_KEYS = (
 )
 
 
-class GGUFError(ValueError):
+class GGUFError(ModelError):
     """The file is not a readable GGUF file; the message is one line naming the cause."""
 
 

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from workbench import errors
+from workbench.host import default_budget_bytes
 
 DEFAULT_REVISION = "main"
 _SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
@@ -43,8 +45,8 @@ _HEADER_PROBE = 8 << 20
 _HEADER_MAX = 64 << 20
 
 
-class HubError(RuntimeError):
-    """A pull failed; the message is one line naming the cause and what to do."""
+HubError = errors.HubError
+"""A pull failed; the message is one line naming the cause and what to do."""
 
 
 class ChecksumError(HubError):
@@ -396,8 +398,6 @@ def choose_file(
         g = min(hits, key=lambda g: len(g.path))
         return Choice(g, g.size, budget_bytes or 0, f"{want} as asked")
     if budget_bytes is None:
-        from workbench.runner import default_budget_bytes
-
         budget_bytes = default_budget_bytes()
     overhead = _overhead_bytes(usable, header_reader, ctx)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.models.gguf_info import ModelInfo
+from workbench.errors import ModelError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -52,7 +53,7 @@ KV_TYPES: dict[str, tuple[int, int]] = {
 """KV cache types llama.cpp accepts: name -> (block size, bytes per block)."""
 
 
-class UnsupportedArch(ValueError):
+class UnsupportedArch(ModelError):
     """The planner does not know this architecture's memory layout (one-line message)."""
 
 

@@ -15,53 +15,27 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info
+from workbench.config import ConfigError, load_config
+from workbench.errors import ModelError
+from workbench.models.gguf_info import GGUFError
+from workbench.models.ref import ModelRef
+from workbench.models.stores import lmstudio_models, ollama_models
+from workbench.paths import cache_dir
 
 GEMMA_NAME = "gemma-3-270m"
 SMOLLM_NAME = "smollm2-135m-instruct"
 DEFAULT_MODELS = (GEMMA_NAME, SMOLLM_NAME)
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(ModelError, LookupError):
     """No model by that name; the message lists what is available."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model as the registry knows it, before anything is loaded."""
-
-    name: str
-    """Registry name, unique within a listing."""
-    path: str
-    """The .gguf file, or the base URL for a served model."""
-    source: str
-    """bundled, directory, hf-cache, ollama, lmstudio, endpoint, path."""
-    served_model: str | None = None
-    """For endpoints: the model name the server expects."""
-    api_key_env: str | None = None
-    """For endpoints: environment variable holding the API key."""
-
-    @property
-    def is_endpoint(self) -> bool:
-        return self.source == "endpoint"
-
-    def info(self) -> ModelInfo:
-        """GGUF metadata (header only). Raises GGUFError for endpoints and bad files."""
-        if self.is_endpoint:
-            raise GGUFError(f"{self.name} is served at {self.path}; no local GGUF header")
-        return read_model_info(self.path)
-
-
-def cache_dir() -> Path:
-    """Where workbench keeps assembled models: $WORKBENCH_CACHE or ~/.cache/workbench."""
-    base = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
-    return Path(base) / "models"
 
 
 # --------------------------------------------------------------------------- bundled
@@ -77,8 +51,6 @@ def _sha256(path: Path) -> str:
 
 def file_sha256(path: str | Path) -> str | None:
     """sha256 of a model file, cached by (path, size, mtime) so a file is hashed once."""
-    import json
-
     p = Path(path)
     try:
         st = p.stat()
@@ -182,8 +154,6 @@ def directory_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]
 
 def _is_later_split_part(p: Path) -> bool:
     """True for -00002-of-00003 style parts: llama.cpp loads a split model from part 1."""
-    import re
-
     m = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", p.name)
     return bool(m and int(m.group(1)) > 1)
 
@@ -216,31 +186,31 @@ def hf_cache_models() -> list[ModelRef]:
     return refs
 
 
-def _config_models() -> list[ModelRef]:
-    from workbench.config import config_models
-
-    return config_models()
-
-
-def _ollama_models() -> list[ModelRef]:
-    from workbench.models.stores import ollama_models
-
-    return ollama_models()
-
-
-def _lmstudio_models() -> list[ModelRef]:
-    from workbench.models.stores import lmstudio_models
-
-    return lmstudio_models()
+def config_models() -> list[ModelRef]:
+    """What workbench.toml names: its models and endpoints, then the files in its
+    model_dirs (nothing when the file is broken; `workbench models` reports the error)."""
+    try:
+        cfg = load_config()
+    except ConfigError:
+        return []
+    out = [ModelRef(m.name, str(m.path), "directory") for m in cfg.models]
+    out += [
+        ModelRef(e.name, e.url.rstrip("/"), "endpoint", served_model=e.model,
+                 api_key_env=e.api_key_env)
+        for e in cfg.endpoints
+    ]  # fmt: skip
+    if cfg.model_dirs:
+        out += directory_models(cfg.model_dirs)
+    return out
 
 
 SOURCES: list[Callable[[], list[ModelRef]]] = [
     bundled_models,
-    _config_models,
+    config_models,
     directory_models,
     hf_cache_models,
-    _ollama_models,
-    _lmstudio_models,
+    ollama_models,
+    lmstudio_models,
 ]
 """Discovery functions, in priority order (an earlier source wins a name clash)."""
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from workbench.paths import twins_dir
+
 from workbench.models.gguf_info import (
     DEFAULT_ALIGNMENT,
     GGUF_MAGIC,
@@ -55,6 +57,7 @@ from workbench.models.twin_catalog import (
     layout,
     synthetic_vocab_kvs,
 )
+from workbench.errors import ModelError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -69,7 +72,7 @@ _REMOTE_FIRST = 1 << 20
 _REMOTE_MAX = 256 << 20
 
 
-class TwinError(ValueError):
+class TwinError(ModelError):
     """A twin cannot be built; the message is one line naming the cause."""
 
 
@@ -706,13 +709,6 @@ def build_twin(
         raise TwinError(f"model file not found: {p}")
     return twin_from_hub(s, out, quant=quant, revision=revision, endpoint=endpoint,
                          fill=fill, seed=seed)[0]  # fmt: skip
-
-
-def twins_dir() -> Path:
-    """Where :func:`resolve_twin` caches twins: ``registry.cache_dir()/twins``."""
-    from workbench.models.registry import cache_dir
-
-    return cache_dir() / "twins"
 
 
 def _cache_name(spec: str, fill: Fill) -> str:
