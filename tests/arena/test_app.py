@@ -10,9 +10,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from workbench.arena.app import build_app, leaderboard_view
+from workbench.arena.app import build_app
+from workbench.arena.auth import Throttle
 from workbench.arena.battles import Arena
+from workbench.arena.leaderboard import leaderboard_view
 from workbench.arena.study import StudyError, load_study
+from workbench.errors import ArenaError
 
 from .helpers import BUNDLED, fake_runs, free_port, need_models, write_study
 
@@ -95,7 +98,7 @@ def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[obj
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    app, url = _serve(tmp_path, launched, app_kw={"max_token_failures": 3, "lockout_s": 2.0})
+    app, url = _serve(tmp_path, launched, app_kw={"max_token_failures": 3, "lockout_s": 8.0})
     client = Client(url, verbose=False)
     for guess in ("guess-0001", "guess-0002", "guess-0003"):
         with pytest.raises(AppError, match="unknown token"):
@@ -106,17 +109,14 @@ def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[obj
     with pytest.raises(AppError, match="too many unknown tokens"):
         client.predict("alice-secret-1", "x", "A", "", api_name="/vote")
     assert app.arena.store.count_battles() == 0  # type: ignore[attr-defined]
-    time.sleep(2.1)
+    time.sleep(8.1)
     battle = client.predict("alice-secret-1", api_name="/new_battle")
     assert battle["battle_id"]
 
 
 def test_throttle_counts_failures_in_a_sliding_window() -> None:
-    from workbench.arena.app import _Throttle
-    from workbench.arena.battles import ArenaError
-
     now = [0.0]
-    t = _Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
     t.failed("a")
     now[0] = 50
     t.failed("a")

@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.arena.battles import AnswerPool, Arena, ArenaError, choose_pair, identity_terms
+from workbench.arena.battles import AnswerPool, Arena, ArenaError, choose_pair
+from workbench.arena.guard import identity_terms
 from workbench.arena.study import load_study
 from workbench.arena.votes import VoteRejected
 from workbench.backends.base import GenerationConfig

@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import polars as pl
 
+from workbench.arena.guard import identity_terms
+from workbench.arena.study import Rater, Study
 from workbench.arena.votes import BattleRecord, VoteOutcome, VoteStore
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.errors import ArenaError
-
-if TYPE_CHECKING:
-    from workbench.arena.study import Rater, Study
-    from workbench.runner import Runner
+from workbench.runner import ResponseFinished, Runner
+from workbench.store import RunStore, load_runs
 
 __all__ = [
     "AnswerPool",
@@ -41,78 +39,9 @@ __all__ = [
     "BattleView",
     "PoolAnswer",
     "choose_pair",
-    "identity_terms",
 ]
 
 log = logging.getLogger(__name__)
-
-# Families, makers and products a small model may name when asked who it is. Matching is
-# case-insensitive on word boundaries; false positives (an answer about Google Maps) only
-# exclude a battle from the default ratings, false negatives would unblind a rater.
-IDENTITY_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("Gemma", r"gemma"),
-    ("Gemini", r"gemini"),
-    ("Google", r"google"),
-    ("DeepMind", r"deep\s?mind"),
-    ("Qwen", r"qwen\d*(?:\.\d+)?|qwq"),
-    ("Alibaba", r"alibaba"),
-    ("Tongyi", r"tongyi"),
-    ("GLM", r"(?:chat)?glm(?:-?\d[\w.]*)?"),
-    ("Zhipu", r"zhipu(?:\s?ai)?|z\.ai"),
-    ("Llama", r"llama\d*(?:\.\d+)?"),
-    ("Meta", r"meta(?:\s?ai)?"),
-    ("SmolLM", r"smol\s?lm\d*"),
-    ("Hugging Face", r"hugging\s?face"),
-    ("Mistral", r"mistral|mixtral|ministral"),
-    ("Phi", r"phi-?\d(?:\.\d+)?"),
-    ("Microsoft", r"microsoft"),
-    ("OpenAI", r"open\s?ai"),
-    ("GPT", r"(?:chat)?gpt(?:-?\d[\w.]*)?"),
-    ("Claude", r"claude"),
-    ("Anthropic", r"anthropic"),
-    ("DeepSeek", r"deep\s?seek"),
-    ("Granite", r"granite"),
-    ("IBM", r"ibm"),
-    ("Falcon", r"falcon"),
-    ("OLMo", r"olmo|allen\s?ai"),
-    ("InternLM", r"intern\s?lm"),
-    ("Baichuan", r"baichuan"),
-    ("MiniCPM", r"mini\s?cpm"),
-    ("NVIDIA", r"nvidia|nemotron"),
-    ("Cohere", r"cohere|command[\s-]r|aya"),
-    ("EXAONE", r"exaone"),
-    ("StableLM", r"stable\s?lm|stability\s?ai"),
-    ("Baidu", r"baidu|ernie"),
-    ("Moonshot", r"moonshot|kimi"),
-    ("ByteDance", r"bytedance|doubao"),
-    ("Tencent", r"tencent|hunyuan"),
-)
-_IDENTITY_RE = [
-    (label, re.compile(rf"(?<![\w]){pat}(?![\w])", re.IGNORECASE))
-    for label, pat in IDENTITY_PATTERNS
-]
-
-
-def _model_terms(model_names: Iterable[str]) -> list[str]:
-    terms = set()
-    for name in model_names:
-        base = name.split("#")[-1].split("/")[-1].split(":")[-1]
-        terms.add(base)
-        head = re.split(r"[-_.\s]", base)[0]
-        if len(head) >= 4 and head.isalpha():
-            terms.add(head)
-    return sorted(t for t in terms if t)
-
-
-def identity_terms(text: str, model_names: Sequence[str] = ()) -> list[str]:
-    """Families, makers or study model names that ``text`` mentions (empty: none)."""
-    found = [label for label, rx in _IDENTITY_RE if rx.search(text)]
-    lowered = text.lower()
-    for term in _model_terms(model_names):
-        if term.lower() in lowered and term not in found:
-            found.append(term)
-    return found
-
 
 # --------------------------------------------------------------------------- pairs
 
@@ -258,8 +187,6 @@ class Arena:
         self._seen = self.store.seen_responses()
         self._named: dict[str, bool] = {}
         if runs is None and study.runs_root is not None:
-            from workbench.store import load_runs
-
             runs = load_runs(study.runs_root)
         self.pool = AnswerPool.from_runs(
             runs if runs is not None else pl.DataFrame(), study.generation, study.model_names
@@ -325,12 +252,8 @@ class Arena:
         return self._generate(prompt, model), "generated"
 
     def _generate(self, prompt: Prompt, model: str) -> PoolAnswer:
-        from workbench.runner import ResponseFinished, Runner
-
         with self._gen_lock:  # one generation at a time: the Runner and the CPU are shared
             if self._runner is None:
-                from workbench.store import RunStore
-
                 store = None
                 if self.study.store_generated and self.study.runs_root is not None:
                     store = RunStore(self.study.runs_root)

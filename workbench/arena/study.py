@@ -34,9 +34,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.arena.guard import identity_terms
 from workbench.backends.base import GenerationConfig, Prompt
-from workbench.models.registry import ModelNotFound, ModelRef, resolve
 from workbench.errors import InputError
+from workbench.models.gguf_info import GGUFError, read_model_info
+from workbench.models.registry import ModelNotFound, ModelRef, resolve
+from workbench.paths import data_dir
+from workbench.prompts import PromptSetError, load_prompts
 
 __all__ = [
     "DEMO_TOKENS",
@@ -229,8 +233,6 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _path(base: Path, value: str) -> Path:
     if value.startswith("{data}"):  # the workbench data directory (WORKBENCH_DATA or data/)
-        from workbench.store import data_dir
-
         value = str(data_dir()) + value[len("{data}") :]
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
@@ -309,8 +311,6 @@ def _raters(items: Any) -> tuple[Rater, ...]:
 
 
 def _is_twin(ref: ModelRef) -> bool:
-    from workbench.models.gguf_info import GGUFError, read_model_info
-
     try:
         return read_model_info(ref.path, check_size=False).is_twin
     except GGUFError:
@@ -345,8 +345,6 @@ def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
 
 
 def _prompts(items: Any, base: Path) -> tuple[Prompt, ...]:
-    from workbench.prompts import PromptSetError, load_prompts
-
     if items is None:
         return ()
     if isinstance(items, str):
@@ -451,8 +449,6 @@ def parse_study(
 
 def _check_title(study: Study) -> None:
     """The title and description are on the page before any vote: no model may be named."""
-    from workbench.arena.battles import identity_terms
-
     text = f"{study.title}\n{study.description}"
     found = identity_terms(text, study.model_names)
     if found:
@@ -480,8 +476,6 @@ def load_study(path: str | Path, *, resolve_models: bool = True) -> Study:
 
 def demo_study_path() -> Path:
     """The bundled example study (data/studies/demo.toml)."""
-    from workbench.store import data_dir
-
     p = data_dir() / "studies" / "demo.toml"
     if not p.exists():  # WORKBENCH_DATA elsewhere: the checkout's copy
         checkout = Path(__file__).resolve().parents[2] / "data" / "studies" / "demo.toml"

@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from workbench.arena.app import build_app
+from workbench.arena.study import demo_study_path, load_study
+from workbench.arena.votes import VoteStore
 from workbench.cli import CliError
 
 
@@ -41,8 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.arena.study import StudyError, demo_study_path, load_study
-
     path = args.study or demo_study_path()
     study = load_study(path, resolve_models=not args.export)
     study.check_host(args.host)
@@ -55,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
             "votes_db": str(study.votes_db),
         }
         if args.export:
-            from workbench.arena.votes import VoteStore
-
             try:
                 with VoteStore(study.votes_db, study.name) as store:
                     out = store.export(args.export, include_flagged=args.include_flagged)
@@ -70,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
             for k, v in summary.items():
                 print(f"{k}: {v}", file=sys.stderr)
         return 0
-
-    from workbench.arena.app import build_app
 
     app = build_app(study, seed=args.seed)
     print(
