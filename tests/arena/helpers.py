@@ -55,6 +55,8 @@ def study_text(
     free_prompts: bool = False,
     max_tokens: int = MAX_TOKENS,
     extra_top: str = "",
+    extra_limits: str = "",
+    max_open: int | None = None,
 ) -> str:
     """A study TOML over the test prompts (written next to it)."""
     write_prompts(directory)
@@ -74,7 +76,9 @@ def study_text(
     ]
     if runs_root is not None:
         lines.append(f"runs_root = {json.dumps(str(runs_root))}")
-    lines += ["[limits]", "max_reason_chars = 200", "leaderboard_bootstrap = 20"]
+    lines += ["[limits]", "max_reason_chars = 200", "leaderboard_bootstrap = 20", extra_limits]
+    if max_open is not None:
+        lines.append(f"max_open_battles = {max_open}")
     for name, token, role in raters:
         lines += ["[[raters]]", f'name = "{name}"', f'token = "{token}"', f'role = "{role}"']
     return "\n".join(lines) + "\n"

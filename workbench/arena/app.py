@@ -6,11 +6,17 @@ endpoints, ``gr.State`` and every event payload carry only a random battle id, t
 and the two answers. Besides its page the app exposes two named API endpoints for
 scripted studies and load tests (``gradio_client``):
 
-- ``new_battle(token)`` -> ``{"battle_id", "prompt", "answer_a", "answer_b", ...}``
+- ``new_battle(token, prompt="")`` -> ``{"battle_id", "prompt", "answer_a", "answer_b",
+  ...}`` (``prompt``: the rater's own, where the study takes them)
 - ``vote(token, battle_id, choice, reason)`` with choice ``A``, ``B``, ``tie`` or
   ``bothbad`` -> ``{"status": "recorded", "model_a", "model_b", "winner", ...}``
+- ``skip(token, battle_id)`` closes an open battle without a vote.
 
-Both raise a Gradio error (``gradio_client`` raises ``AppError``) with a one-line message
+Requests run in lanes: starting battles (which may wait for generation) in one of
+:data:`BATTLE_LANE` places, votes, skips and logins in their own unbounded lanes, so a
+vote never waits behind generation. Uploads are off (no component takes files).
+
+All raise a Gradio error (``gradio_client`` raises ``AppError``) with a one-line message
 for a wrong token, an unknown or finished battle, or bad input (see ``handlers.py``;
 sessions and the lockout of token guessers are in ``auth.py``, the admin's leaderboard in
 ``leaderboard.py``).
@@ -19,6 +25,8 @@ sessions and the lockout of token guessers are in ``auth.py``, the admin's leade
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,10 @@ from workbench.arena.handlers import CHOICE_BUTTONS, make_handlers
 from workbench.arena.leaderboard import ALL, BOARD_COLUMNS, LeaderboardView, leaderboard_view
 from workbench.arena.study import Study, load_study
 
-__all__ = ["LeaderboardView", "build_app", "leaderboard_view"]
+__all__ = ["BATTLE_LANE", "LeaderboardView", "build_app", "leaderboard_view", "share_requested"]
+
+BATTLE_LANE = 16
+"""Battle starts served at once (the rest queue); Gradio's thread pool holds 64."""
 
 
 def _gradio() -> Any:
@@ -48,26 +59,62 @@ def _theme(gr: Any) -> Any:
     )
 
 
+def share_requested(share: bool | None) -> bool:
+    """Whether Gradio's ``launch`` would open a public share link: ``share`` itself, or
+    when None, ``GRADIO_SHARE=true`` or a hosted notebook (Colab, Kaggle, SageMaker),
+    where Gradio shares by itself."""
+    if share is not None:
+        return bool(share)
+    if os.environ.get("GRADIO_SHARE", "").strip().lower() == "true":
+        return True
+    gr = _gradio()
+    return bool(gr.utils.colab_check() or gr.utils.is_hosted_notebook())
+
+
+@contextmanager
+def _forwarded_allow_ips(proxies: tuple[str, ...]) -> Iterator[None]:
+    # Gradio builds its uvicorn.Config without forwarded_allow_ips, so uvicorn reads this
+    # variable, defaulting to 127.0.0.1: every local client could then name its own
+    # address in X-Forwarded-For. Only the study's proxies are trusted ("" trusts none).
+    old = os.environ.get("FORWARDED_ALLOW_IPS")
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(proxies)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("FORWARDED_ALLOW_IPS", None)
+        else:
+            os.environ["FORWARDED_ALLOW_IPS"] = old
+
+
 def _make_blocks_class(gr: Any) -> type:
     class ArenaBlocks(gr.Blocks):
-        """gr.Blocks that refuses a non-loopback address while demo tokens are in use."""
+        """gr.Blocks whose ``launch`` refuses a non-loopback address or a share link
+        while demo tokens are in use, trusts X-Forwarded-For only from the study's
+        proxies, and takes no uploads."""
 
         arena: Arena
 
         def launch(self, **kwargs: Any) -> Any:
+            study = self.arena.study
             host = (
                 kwargs.pop("server_name", None)
                 or os.environ.get("GRADIO_SERVER_NAME")
                 or "127.0.0.1"
             )
-            self.arena.study.check_host(host)
+            study.check_host(host)
+            share = share_requested(kwargs.get("share"))
+            study.check_share(share)
+            kwargs["share"] = share  # decided here: Colab must not share behind our back
             kwargs.setdefault("ssr_mode", False)
             kwargs.setdefault("theme", _theme(gr))
             kwargs.setdefault("max_threads", 64)
             kwargs.setdefault("run_history", False)
             kwargs.setdefault("enable_monitoring", False)
             kwargs.setdefault("mcp_server", False)
-            return super().launch(server_name=host, **kwargs)
+            kwargs.setdefault("max_file_size", 0)  # /gradio_api/upload refuses every byte
+            with _forwarded_allow_ips(study.trusted_proxies):
+                return super().launch(server_name=host, **kwargs)
 
     return ArenaBlocks
 
@@ -102,19 +149,19 @@ def build_app(
     authenticate = Authenticator(arena, Throttle(max_token_failures, lockout_s=lockout_s))
     h = make_handlers(gr, arena, authenticate)
 
+    instructions = study.description.strip() or (
+        "Two anonymous models answered the same prompt: read both, then vote. "
+        "The names are shown after your vote."
+    )
     with _make_blocks_class(gr)(title=study.title, analytics_enabled=False) as app:
         session = gr.State(None)
         battle = gr.State(None)
-        gr.Markdown(f"# {study.title}\n\n{study.description}".strip())
+        gr.Markdown(f"# {study.title}\n\n{instructions}")
         with gr.Column(visible=True) as login_col:
             token_box = gr.Textbox(label="Your token", type="password", max_lines=1)
             login_btn = gr.Button("Log in", variant="primary")
         status = gr.Markdown("")
         with gr.Column(visible=False) as arena_col:
-            gr.Markdown(
-                "Two anonymous models answered the same prompt. Read both, then vote. "
-                "The names are shown after your vote."
-            )
             free = gr.Textbox(
                 label="Your own prompt (optional; leave empty for one from the study)",
                 visible=study.free_prompts,
@@ -125,13 +172,15 @@ def build_app(
             with gr.Row():
                 ans_a = gr.Textbox(label="Answer A", interactive=False, lines=8, max_lines=24)
                 ans_b = gr.Textbox(label="Answer B", interactive=False, lines=8, max_lines=24)
-            with gr.Row():
-                vote_buttons = [gr.Button(label, interactive=False) for label, _ in CHOICE_BUTTONS]
             reason = gr.Textbox(
                 label=f"Reason (optional, at most {study.max_reason_chars} characters)",
                 max_lines=4,
             )
-            result = gr.Markdown("")
+            with gr.Row():
+                vote_buttons = [gr.Button(label, interactive=False) for label, _ in CHOICE_BUTTONS]
+                skip_btn = gr.Button("Skip", interactive=False, variant="secondary")
+            # right under the buttons, so the confirmation is where the rater looks
+            result = gr.Markdown("", elem_id="vote-result")
         with gr.Column(visible=False) as admin_col:
             gr.Markdown("## Leaderboard (admin only)")
             with gr.Row():
@@ -149,22 +198,37 @@ def build_app(
             timer = gr.Timer(2.0, active=False)
 
         private: dict[str, Any] = {"api_visibility": "private"}
+        battles_lane: dict[str, Any] = {
+            "concurrency_limit": BATTLE_LANE,
+            "concurrency_id": "battles",
+        }
+        votes_lane: dict[str, Any] = {"concurrency_limit": None, "concurrency_id": "votes"}
         login_outputs = [session, status, arena_col, admin_col, login_col, timer, token_box]
-        login_btn.click(h.login, [token_box], login_outputs, **private)
-        token_box.submit(h.login, [token_box], login_outputs, **private)
-        new_btn.click(
-            h.ui_new_battle,
-            [session, free],
-            [battle, prompt_md, ans_a, ans_b, *vote_buttons, reason, result],
-            concurrency_limit=None,
-            **private,
-        )
+        for trigger in (login_btn.click, token_box.submit):
+            trigger(
+                h.login,
+                [token_box],
+                login_outputs,
+                concurrency_limit=None,
+                concurrency_id="login",
+                **private,
+            )
+        buttons = [*vote_buttons, skip_btn]
+        battle_outputs = [battle, prompt_md, ans_a, ans_b, *buttons, reason, result, free]
+        for btn in (new_btn, skip_btn):
+            btn.click(
+                h.ui_new_battle,
+                [session, battle, free],
+                battle_outputs,
+                **battles_lane,
+                **private,
+            )
         for btn, (_, choice) in zip(vote_buttons, CHOICE_BUTTONS, strict=True):
             btn.click(
                 h.ui_vote(choice),
                 [session, battle, reason],
-                [result, battle, *vote_buttons],
-                concurrency_limit=None,
+                [result, battle, *buttons],
+                **votes_lane,
                 **private,
             )
         board_outputs = [counts_md, board_df, elo_df, heat, cat, lang]
@@ -179,8 +243,9 @@ def build_app(
                 show_progress="hidden",
                 **private,
             )
-        gr.api(h.new_battle, api_name="new_battle", concurrency_limit=None)
-        gr.api(h.vote, api_name="vote", concurrency_limit=None)
+        gr.api(h.new_battle, api_name="new_battle", **battles_lane)
+        gr.api(h.vote, api_name="vote", **votes_lane)
+        gr.api(h.skip, api_name="skip", **votes_lane)
 
     app.arena = arena
     return app

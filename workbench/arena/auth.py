@@ -2,6 +2,14 @@
 
 Unknown tokens are counted per client address, the page's login and the API together:
 too many within a minute lock that address out for a while (:class:`Throttle`).
+
+The address is the one the connection came from. ``X-Forwarded-For`` is believed only
+from the reverse proxies a study names in ``trusted_proxies``: the arena's own
+``launch()`` tells uvicorn to trust exactly those (uvicorn trusts 127.0.0.1 by default,
+which let a local client pick a new address for every guess). A request that carries the
+header without such a proxy is counted under one shared address, whatever it claims, so
+changing the header never escapes the lockout. A published demo token is refused from
+any address but loopback, at every request, however the app was started.
 """
 
 from __future__ import annotations
@@ -14,10 +22,21 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.arena.battles import Arena
-from workbench.arena.study import Rater
+from workbench.arena.study import Rater, is_loopback
 from workbench.errors import ArenaError
 
-__all__ = ["Authenticator", "LockedOut", "Sessions", "Throttle", "client_address"]
+__all__ = [
+    "UNTRUSTED_FORWARD",
+    "Authenticator",
+    "LockedOut",
+    "Sessions",
+    "Throttle",
+    "client_address",
+]
+
+UNTRUSTED_FORWARD = "forwarded-by-an-untrusted-proxy"
+"""The address every request with an X-Forwarded-For header from an undeclared proxy is
+counted under."""
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +109,11 @@ class Throttle:
             self._failures[client] = recent
 
 
-def client_address(request: Any) -> str:
-    """The address a request came from, as the server sees it."""
+def client_address(request: Any, trusted_proxies: tuple[str, ...] = ()) -> str:
+    """The address a request is counted under (see the module docstring)."""
+    headers = getattr(request, "headers", None) or {}
+    if not trusted_proxies and "x-forwarded-for" in headers:
+        return UNTRUSTED_FORWARD
     client = getattr(request, "client", None)
     return str(getattr(client, "host", None) or "unknown")
 
@@ -108,12 +130,19 @@ class Authenticator:
 
         Raises:
             LockedOut: the address guessed too many tokens.
-            ArenaError: unknown token (counted against the address).
+            ArenaError: unknown token (counted against the address), or a demo token
+                from an address that is not loopback.
         """
-        client = client_address(request)
+        client = client_address(request, self.arena.study.trusted_proxies)
         self.throttle.check(client)
         try:
-            return self.arena.authenticate(token)  # type: ignore[arg-type]
+            rater = self.arena.authenticate(token)  # type: ignore[arg-type]
         except ArenaError:
             self.throttle.failed(client)
             raise
+        if rater.has_demo_token and not is_loopback(client):
+            raise ArenaError(
+                "demo tokens work only from the machine the arena runs on; "
+                "ask the study admin for your own token"
+            )
+        return rater

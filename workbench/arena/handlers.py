@@ -8,19 +8,22 @@ the API raises ``gr.Error`` (``gradio_client`` raises ``AppError``), the page sh
 # No `from __future__ import annotations` here: Gradio reads the handlers' annotations at
 # runtime to find their gr.Request parameter (filled in by Gradio, not by the caller).
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.arena.auth import Authenticator, LockedOut, Sessions
-from workbench.arena.battles import Arena
+from workbench.arena.battles import Arena, BattleView
 from workbench.arena.leaderboard import ALL, board_panel, leaderboard_view
 from workbench.arena.study import Rater
-from workbench.arena.votes import VoteRejected
+from workbench.arena.votes import VoteRejected, VoteStoreError
 from workbench.errors import ArenaError
 
-__all__ = ["CHOICE_BUTTONS", "Handlers", "make_handlers"]
+__all__ = ["CHOICE_BUTTONS", "STORAGE_FAILED", "Handlers", "make_handlers"]
+
+log = logging.getLogger(__name__)
 
 CHOICE_BUTTONS = (
     ("A is better", "A"),
@@ -30,6 +33,12 @@ CHOICE_BUTTONS = (
 )
 """The vote buttons' labels and the choice each records."""
 
+STORAGE_FAILED = (
+    "the server could not save this (its votes file failed); nothing was recorded, "
+    "please try again later"
+)
+"""What a rater is told when the votes file fails (the log names the file and cause)."""
+
 _VERDICTS = {
     "A": "you preferred A",
     "B": "you preferred B",
@@ -38,18 +47,24 @@ _VERDICTS = {
 }
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class Handlers:
     """The functions the layout wires to its components (see ``app.py`` for outputs)."""
 
     new_battle: Callable[..., dict]
-    """API: ``new_battle(token)`` -> the battle view as a dict."""
+    """API: ``new_battle(token, prompt="")`` -> the battle view as a dict."""
     vote: Callable[..., dict]
     """API: ``vote(token, battle_id, choice, reason)`` -> the revealed names."""
+    skip: Callable[..., dict]
+    """API: ``skip(token, battle_id)`` -> ``{"status": "skipped"}``."""
     login: Callable[..., tuple[Any, ...]]
     """Page: token -> session and the panels to show."""
     ui_new_battle: Callable[..., tuple[Any, ...]]
-    """Page: start a battle for the session's rater."""
+    """Page: start a battle for the session's rater (the one on screen is skipped)."""
     ui_vote: Callable[[str], Callable[..., tuple[Any, ...]]]
     """Page: the click handler of one vote button (by choice)."""
     refresh: Callable[..., tuple[Any, ...]]
@@ -62,17 +77,27 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
     sessions = Sessions()
     cache: dict[str, Any] = {}
     cache_lock = threading.Lock()
-    buttons_off = [gr.update(interactive=False)] * 4
+    n_buttons = len(CHOICE_BUTTONS) + 1  # the vote buttons and Skip
+    buttons_off = [gr.update(interactive=False)] * n_buttons
+    buttons_on = [gr.update(interactive=True)] * n_buttons
+    keep_buttons = [gr.update()] * n_buttons
+
+    def refuse(e: Exception) -> Exception:
+        if isinstance(e, VoteStoreError):
+            log.error("arena: %s", e)  # one line, with the file and the cause
+            return gr.Error(STORAGE_FAILED, print_exception=False)
+        return gr.Error(str(e), print_exception=False)
 
     # ---------------------------------------------------------------- API endpoints
 
-    def new_battle(token: str, request: gr.Request = None) -> dict:
-        """Start a blind battle. Returns battle_id, prompt, answer_a, answer_b."""
+    def new_battle(token: str, prompt: str = "", request: gr.Request = None) -> dict:
+        """Start a blind battle (on your own prompt where the study takes them). Returns
+        battle_id, prompt, answer_a, answer_b."""
         try:
             rater = authenticate(token, request)
-            return arena.new_battle(rater).as_dict()
+            return arena.new_battle(rater, prompt).as_dict()
         except ArenaError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise refuse(e) from None
 
     def vote(
         token: str,
@@ -85,8 +110,8 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
         try:
             rater = authenticate(token, request)
             out = arena.vote(rater, battle_id, choice, reason)
-        except (ArenaError, VoteRejected) as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        except ArenaError as e:
+            raise refuse(e) from None
         return {
             "status": "recorded",
             "battle_id": out.battle_id,
@@ -97,16 +122,33 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             "flagged": out.flagged,
         }
 
+    def skip(token: str, battle_id: str, request: gr.Request = None) -> dict:
+        """Close one of your open battles without voting. Returns {"status": "skipped"}."""
+        try:
+            rater = authenticate(token, request)
+            if not arena.skip(rater, battle_id):
+                raise ArenaError("no such open battle of yours")
+        except ArenaError as e:
+            raise refuse(e) from None
+        return {"status": "skipped", "battle_id": battle_id}
+
     # ---------------------------------------------------------------- page handlers
+
+    def tally(rater: Rater) -> str:
+        try:
+            return f"You have cast {_plural(arena.rater_votes(rater), 'vote')} in this study."
+        except VoteStoreError as e:
+            log.error("arena: %s", e)
+            return ""
 
     def login(token: str, request: gr.Request = None) -> tuple[Any, ...]:
         rater: Rater | None = None
         try:
-            rater = authenticate((token or "").strip(), request)
+            rater = authenticate((token or "").strip() if isinstance(token, str) else "", request)
         except LockedOut as e:
             message = f"⚠️ {e}"
-        except ArenaError:
-            message = "⚠️ Unknown token."
+        except ArenaError as e:
+            message = "⚠️ Unknown token." if str(e).startswith("unknown token") else f"⚠️ {e}"
         if rater is None:
             return (
                 None,
@@ -121,7 +163,7 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
         role = " (admin: the leaderboard is below)" if rater.is_admin else ""
         return (
             sid,
-            f"Logged in as **{rater.name}**{role}. Press *New battle* to start.",
+            f"Logged in as **{rater.name}**{role}. {tally(rater)} Press *New battle* to start.",
             gr.update(visible=True),
             gr.update(visible=rater.is_admin),
             gr.update(visible=False),
@@ -129,34 +171,46 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             "",
         )
 
-    def ui_new_battle(sid: str | None, free: str | None) -> tuple[Any, ...]:
+    def shown(view: BattleView) -> tuple[Any, ...]:
+        prompt = "**Prompt:**\n\n" + view.prompt
+        # the prompt box is emptied: the next battle must not silently reuse it
+        return (view.battle_id, prompt, view.answer_a, view.answer_b, *buttons_on, "", "", "")
+
+    def ui_new_battle(sid: str | None, battle_id: str | None, free: str | None) -> tuple[Any, ...]:
         rater = sessions.rater(sid)
         if rater is None:
-            return (None, "⚠️ Please log in.", "", "", *buttons_off, "", "")
+            return (None, "⚠️ Please log in.", "", "", *buttons_off, gr.update(), "", gr.update())
         try:
+            if battle_id:  # the battle on screen was left without a vote: skip it
+                arena.skip(rater, battle_id)
             view = arena.new_battle(rater, free)
         except ArenaError as e:
-            return (None, f"⚠️ {e}", "", "", *buttons_off, "", "")
-        on = [gr.update(interactive=True)] * 4
-        prompt = "**Prompt:**\n\n" + view.prompt
-        return (view.battle_id, prompt, view.answer_a, view.answer_b, *on, "", "")
+            text = STORAGE_FAILED if isinstance(e, VoteStoreError) else str(e)
+            if isinstance(e, VoteStoreError):
+                log.error("arena: %s", e)
+            # the prompt box keeps its text here: the rater may want to shorten it
+            return (None, f"⚠️ {text}", "", "", *buttons_off, gr.update(), "", gr.update())
+        return shown(view)
 
     def ui_vote(choice: str) -> Callable[..., tuple[Any, ...]]:
         def handler(sid: str | None, battle_id: str | None, reason: str | None) -> tuple[Any, ...]:
             rater = sessions.rater(sid)
             if rater is None:
-                return ("⚠️ Please log in.", battle_id, *[gr.update()] * 4)
+                return ("⚠️ Please log in.", battle_id, *keep_buttons)
             if not battle_id:
                 return ("⚠️ Start a battle first.", None, *buttons_off)
             try:
                 out = arena.vote(rater, battle_id, choice, reason)
+            except VoteStoreError as e:
+                log.error("arena: %s", e)
+                return (f"⚠️ {STORAGE_FAILED}", battle_id, *keep_buttons)
             except VoteRejected as e:
-                # A too-long reason can be fixed: leave the buttons as they are.
-                keep = "too long" in str(e)
+                # A reason that is too long or not text can be fixed: keep the buttons.
+                keep = "reason" in str(e)
                 return (
                     f"⚠️ {e}",
                     battle_id if keep else None,
-                    *([gr.update()] * 4 if keep else buttons_off),
+                    *(keep_buttons if keep else buttons_off),
                 )
             note = ""
             if out.flagged:
@@ -165,9 +219,9 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
                     "this battle is left out of the ratings._"
                 )
             text = (
-                f"✅ Vote recorded ({_VERDICTS[choice]}).\n\n"
-                f"**A** was `{out.model_a}` · **B** was `{out.model_b}`{note}\n\n"
-                "Press *New battle* for the next one."
+                f"✅ Vote recorded ({_VERDICTS[choice]}). "
+                f"**A** was `{out.model_a}` · **B** was `{out.model_b}`.{note}\n\n"
+                f"{tally(rater)} Press *New battle* for the next one."
             )
             return (text, None, *buttons_off)
 
@@ -206,4 +260,4 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             gr.update(choices=[ALL, *view.languages]),
         )
 
-    return Handlers(new_battle, vote, login, ui_new_battle, ui_vote, refresh)
+    return Handlers(new_battle, vote, skip, login, ui_new_battle, ui_vote, refresh)
