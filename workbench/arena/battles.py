@@ -379,21 +379,20 @@ class Arena:
         return plan
 
     def _release(self, plan: _Plan) -> None:
-        with self._lock:
-            self._pending[plan.key] -= 1
-            if not self._pending[plan.key]:
-                del self._pending[plan.key]
-            self._pending_by_rater[plan.rater] -= 1
-            if not self._pending_by_rater[plan.rater]:
-                del self._pending_by_rater[plan.rater]
-            reserved = self._reserved.get(plan.rater, [])
-            for a in plan.answers:
-                if a is not None and a.response_id in reserved:
-                    reserved.remove(a.response_id)
-            if not reserved:
-                self._reserved.pop(plan.rater, None)
-            if plan.generating:
-                self._end_generating(plan)
+        """Forget a plan's reservations. Called under the lock."""
+        self._pending[plan.key] -= 1
+        if not self._pending[plan.key]:
+            del self._pending[plan.key]
+        self._pending_by_rater[plan.rater] -= 1
+        if not self._pending_by_rater[plan.rater]:
+            del self._pending_by_rater[plan.rater]
+        reserved = self._reserved.get(plan.rater, [])
+        for a in plan.answers:
+            if a is not None and a.response_id in reserved:
+                reserved.remove(a.response_id)
+        if not reserved:
+            self._reserved.pop(plan.rater, None)
+        self._end_generating(plan)
 
     def _end_generating(self, plan: _Plan) -> None:
         """Called under the lock."""
@@ -451,18 +450,23 @@ class Arena:
             )
         with self._lock:
             plan = self._plan(rater, free)
+        stored = False
         try:
             answers: list[PoolAnswer] = []
             for model, pooled in zip((plan.left, plan.right), plan.answers, strict=True):
                 answers.append(pooled or self._generate(plan.prompt, model))
-            with self._lock:
-                self._end_generating(plan)  # the answers exist: the slot is free
             record = self._record(rater, plan, *answers)
-            self.store.add_battle(record)
+            # Stored and released in one step: the battle is counted (open in the store,
+            # or pending here) exactly once at every moment.
             with self._lock:
+                self.store.add_battle(record)
+                stored = True
                 self._seen.setdefault(rater.name, set()).update(a.response_id for a in answers)
+                self._release(plan)
         finally:
-            self._release(plan)
+            if not stored:
+                with self._lock:
+                    self._release(plan)
         return BattleView(
             record.battle_id,
             plan.prompt.text,
