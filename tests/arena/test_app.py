@@ -17,7 +17,7 @@ from workbench.arena.leaderboard import leaderboard_view
 from workbench.arena.study import StudyError, load_study
 from workbench.errors import ArenaError
 
-from .helpers import BUNDLED, fake_runs, free_port, need_models, write_study
+from .helpers import BUNDLED, api_call, fake_runs, free_port, need_models, write_study
 
 pytestmark = pytest.mark.slow  # each test starts a Gradio server
 
@@ -51,6 +51,7 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
         "/new_battle",
         "/vote",
+        "/skip",
     }
     battle = client.predict("alice-secret-1", api_name="/new_battle")
     assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b"}
@@ -165,3 +166,95 @@ def test_leaderboard_view_filters_and_flags(tmp_path: Path) -> None:
     assert empty.votes == 0 and empty.board.height == 0
     assert set(view.elo["model"]) == {"m1", "m2"}
     assert view.matrix.columns[0] == "model"
+
+
+def test_bad_input_over_http_is_one_line(
+    tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A list or dict as the choice, a lone surrogate in the reason or prompt: a message,
+    no server traceback, nothing written."""
+    app, url = _serve(tmp_path, launched)
+    kind, battle = api_call(url, "new_battle", "alice-secret-1", "")
+    assert kind == "complete"
+    bid = battle["battle_id"]  # type: ignore[index]
+    before = _db(app)
+    cases = [
+        (("alice-secret-1", bid, ["A"], ""), "unknown choice of type list"),
+        (("alice-secret-1", bid, {"A": 1}, ""), "unknown choice of type dict"),
+        (("alice-secret-1", bid, "A", "bad \ud800 reason"), "not text"),
+        (("alice-secret-1", bid, "A", {"r": 1}), "must be text"),
+        (("alice-secret-1", [bid], "A", ""), "unknown battle"),
+    ]
+    for args, message in cases:
+        kind, text = api_call(url, "vote", *args)
+        assert kind == "error" and message in str(text), (args, text)
+    kind, text = api_call(url, "new_battle", "alice-secret-1", "my \udfff prompt")
+    assert kind == "error" and "not text" in str(text)
+    assert _db(app) == before
+    assert "Traceback" not in capfd.readouterr().err
+    assert api_call(url, "vote", "alice-secret-1", bid, "A", "ok")[0] == "complete"
+
+
+def test_uploads_are_refused(tmp_path: Path, launched: list[object]) -> None:
+    import httpx
+
+    _, url = _serve(tmp_path, launched)
+    files = {"files": ("big.bin", b"x" * (5 * 2**20), "application/octet-stream")}
+    r = httpx.post(f"{url}gradio_api/upload", files=files, timeout=120)
+    assert r.status_code == 413, r.text
+    small = {"files": ("a.txt", b"a", "text/plain")}
+    assert httpx.post(f"{url}gradio_api/upload", files=small, timeout=60).status_code == 413
+
+
+def test_forwarded_for_does_not_escape_the_lockout(tmp_path: Path, launched: list[object]) -> None:
+    """Twelve wrong tokens from loopback, each claiming another address: still locked out."""
+    _, url = _serve(tmp_path, launched)
+    for i in range(12):
+        kind, text = api_call(
+            url, "new_battle", f"guess-{i:04d}", "", headers={"X-Forwarded-For": f"198.51.100.{i}"}
+        )
+        assert kind == "error"
+    for headers in ({}, {"X-Forwarded-For": "203.0.113.77"}):
+        kind, text = api_call(url, "new_battle", "alice-secret-1", "", headers=headers)
+        assert kind == "error" and "too many unknown tokens" in str(text), (headers, text)
+
+
+def test_trusted_proxy_counts_clients_apart(tmp_path: Path, launched: list[object]) -> None:
+    """Behind a proxy the study names, the lockout is per real client, and a demo token
+    from a client elsewhere is refused."""
+    _, url = _serve(
+        tmp_path,
+        launched,
+        extra_top='trusted_proxies = ["127.0.0.1"]',
+        raters=[("alice", "alice-secret-1", "rater"), ("demo", "demo-token", "rater")],
+    )
+    guesser = {"X-Forwarded-For": "198.51.100.9"}
+    for i in range(10):
+        assert api_call(url, "new_battle", f"guess-{i:04d}", "", headers=guesser)[0] == "error"
+    kind, text = api_call(url, "new_battle", "alice-secret-1", "", headers=guesser)
+    assert "too many unknown tokens" in str(text)
+    other = {"X-Forwarded-For": "198.51.100.10"}
+    assert api_call(url, "new_battle", "alice-secret-1", "", headers=other)[0] == "complete"
+    kind, text = api_call(url, "new_battle", "demo-token", "", headers=other)
+    assert kind == "error" and "demo tokens work only" in str(text)
+    assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"  # from loopback
+
+
+def test_demo_tokens_refused_through_an_untrusted_proxy(
+    tmp_path: Path, launched: list[object]
+) -> None:
+    _, url = _serve(tmp_path, launched, raters=[("demo", "demo-token", "rater")])
+    kind, text = api_call(
+        url, "new_battle", "demo-token", "", headers={"X-Forwarded-For": "1.2.3.4"}
+    )
+    assert kind == "error" and "demo tokens work only" in str(text)
+    assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"
+
+
+def test_share_with_demo_tokens_is_refused(tmp_path: Path) -> None:
+    need_models()
+    app = build_app(str(write_study(tmp_path, raters=[("demo", "demo-token", "rater")])))
+    with pytest.raises(StudyError, match="refusing to share"):
+        app.launch(share=True, server_port=free_port(), prevent_thread_lock=True)
+    assert not app.is_running
+    app.arena.close()

@@ -7,9 +7,11 @@ The address is the one the connection came from. ``X-Forwarded-For`` is believed
 from the reverse proxies a study names in ``trusted_proxies``: the arena's own
 ``launch()`` tells uvicorn to trust exactly those (uvicorn trusts 127.0.0.1 by default,
 which let a local client pick a new address for every guess). A request that carries the
-header without such a proxy is counted under one shared address, whatever it claims, so
-changing the header never escapes the lockout. A published demo token is refused from
-any address but loopback, at every request, however the app was started.
+header without such a proxy is counted under its connection's address and also under one
+shared address, whatever it claims (an app mounted in a server that does believe the
+header still locks guessers out), and is never taken for loopback. A published demo
+token is refused from any address but loopback, at every request, however the app was
+started.
 """
 
 from __future__ import annotations
@@ -109,13 +111,15 @@ class Throttle:
             self._failures[client] = recent
 
 
-def client_address(request: Any, trusted_proxies: tuple[str, ...] = ()) -> str:
-    """The address a request is counted under (see the module docstring)."""
-    headers = getattr(request, "headers", None) or {}
-    if not trusted_proxies and "x-forwarded-for" in headers:
-        return UNTRUSTED_FORWARD
+def client_address(request: Any) -> str:
+    """The address of the connection a request came on, as the server sees it."""
     client = getattr(request, "client", None)
     return str(getattr(client, "host", None) or "unknown")
+
+
+def _forwarded_untrusted(request: Any, trusted_proxies: tuple[str, ...]) -> bool:
+    headers = getattr(request, "headers", None) or {}
+    return not trusted_proxies and "x-forwarded-for" in headers
 
 
 class Authenticator:
@@ -133,14 +137,20 @@ class Authenticator:
             ArenaError: unknown token (counted against the address), or a demo token
                 from an address that is not loopback.
         """
-        client = client_address(request, self.arena.study.trusted_proxies)
-        self.throttle.check(client)
+        client = client_address(request)
+        keys = [client]
+        untrusted = _forwarded_untrusted(request, self.arena.study.trusted_proxies)
+        if untrusted:
+            keys.append(UNTRUSTED_FORWARD)
+        for key in keys:
+            self.throttle.check(key)
         try:
             rater = self.arena.authenticate(token)  # type: ignore[arg-type]
         except ArenaError:
-            self.throttle.failed(client)
+            for key in keys:
+                self.throttle.failed(key)
             raise
-        if rater.has_demo_token and not is_loopback(client):
+        if rater.has_demo_token and (untrusted or not is_loopback(client)):
             raise ArenaError(
                 "demo tokens work only from the machine the arena runs on; "
                 "ask the study admin for your own token"
