@@ -258,3 +258,49 @@ def test_share_with_demo_tokens_is_refused(tmp_path: Path) -> None:
         app.launch(share=True, server_port=free_port(), prevent_thread_lock=True)
     assert not app.is_running
     app.arena.close()
+
+
+def test_a_vote_completes_while_generation_is_saturated(
+    tmp_path: Path, launched: list[object]
+) -> None:
+    """Another rater fires 70 free-prompt battles at once (more than Gradio's 64 threads):
+    alice's vote still completes while their answers are being generated."""
+    import threading
+
+    from workbench.backends.base import GenerationConfig
+
+    need_models()
+    gen = GenerationConfig(temperature=0.7, max_tokens=64, n_ctx=512)
+    study = load_study(write_study(tmp_path, free_prompts=True, max_tokens=64))
+    app = build_app(study, arena=Arena(study, runs=fake_runs(config=gen), seed=0))
+    launched.append(app)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    arena: Arena = app.arena  # type: ignore[attr-defined]
+
+    kind, battle = api_call(url, "new_battle", "alice-secret-1", "")  # pooled: at once
+    assert kind == "complete"
+    results: list[tuple[str, object]] = []
+
+    def flood(i: int) -> None:
+        results.append(
+            api_call(url, "new_battle", "bob-secret-22", f"Write a long story, number {i}.")
+        )
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(70)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while arena.generating == 0:
+        assert time.monotonic() < deadline, "generation never started"
+        time.sleep(0.05)
+    kind, out = api_call(url, "vote", "alice-secret-1", battle["battle_id"], "A", "")  # type: ignore[index]
+    still_generating = arena.generating
+    assert kind == "complete" and out["status"] == "recorded"  # type: ignore[index]
+    assert still_generating > 0, "the vote waited until generation was over"
+    for t in threads:
+        t.join(timeout=600)
+    refused = [str(text) for kind, text in results if kind == "error"]
+    assert len(results) == 70 and len(refused) >= 68
+    assert all("open battle" in e or "busy" in e for e in refused), set(refused)

@@ -38,6 +38,12 @@ from workbench.arena.study import Study, load_study
 
 __all__ = ["BATTLE_LANE", "LeaderboardView", "build_app", "leaderboard_view", "share_requested"]
 
+# The confirmation is right under the buttons; this brings all of it on screen.
+_SHOW_RESULT = (
+    "() => document.getElementById('vote-result')"
+    "?.scrollIntoView({block: 'nearest', behavior: 'instant'})"
+)
+
 BATTLE_LANE = 16
 """Battle starts served at once (the rest queue); Gradio's thread pool holds 64."""
 
@@ -230,7 +236,7 @@ def build_app(
                 [result, battle, *buttons],
                 **votes_lane,
                 **private,
-            )
+            ).then(None, js=_SHOW_RESULT, **private)
         board_outputs = [counts_md, board_df, elo_df, heat, cat, lang]
         board_inputs = [session, cat, lang, inc]
         for trigger in (timer.tick, cat.change, lang.change, inc.change):

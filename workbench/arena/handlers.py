@@ -221,7 +221,7 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             text = (
                 f"✅ Vote recorded ({_VERDICTS[choice]}). "
                 f"**A** was `{out.model_a}` · **B** was `{out.model_b}`.{note}\n\n"
-                f"{tally(rater)} Press *New battle* for the next one."
+                f"{tally(rater)} *New battle* for the next one."
             )
             return (text, None, *buttons_off)
 
