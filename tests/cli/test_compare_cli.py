@@ -262,3 +262,23 @@ def test_compare_prompt_file(tmp_path: Path) -> None:
     bad.write_text('{"id": "a", "prompt": "x"}\n')
     p = _workbench("compare", "--prompts", str(bad), data=tmp_path)
     assert p.returncode == 2 and "bad.jsonl line 1" in p.stderr
+
+
+def test_wb_compare_checks_models_like_the_cli(tmp_path: Path) -> None:
+    """The Python door: a missing file warns once and gets no row, the other model
+    answers every prompt, with the same defaults as the shell."""
+    import workbench as wb
+    from workbench.errors import ModelError
+
+    missing = tmp_path / "missing-model.gguf"
+    with pytest.warns(UserWarning) as caught:
+        frame = wb.compare(["1+1=", "2+2="], models=[str(missing), "smollm2"], max_tokens=2,
+                           store=False)  # fmt: skip
+    assert [str(w.message) for w in caught if w.category is UserWarning] == [
+        f"missing-model: model file not found: {missing}"
+    ]
+    assert frame["model"].to_list() == ["smollm2-135m-instruct"] * 2
+    assert frame["error"].null_count() == 2
+    assert frame["temperature"].to_list() == [GenerationConfig().temperature] * 2
+    with pytest.raises(ModelError, match="no model can run: missing-model"), pytest.warns():
+        wb.compare("Hi", models=[str(missing)], store=False)
