@@ -442,7 +442,11 @@ class OpenAIBackend:
     def probe(self) -> ServerReport:
         """Ask the server what it serves and how it was loaded: ``GET {base_url}/models``
         (model ids; vLLM adds ``max_model_len``), then llama-server's ``GET /props`` at the
-        server root (``default_generation_settings.n_ctx``, slots, build). Never raises."""
+        server root (``default_generation_settings.n_ctx``, slots, build). Never raises.
+
+        The probe is a request too: llama-cpp-python's server interrupts a stream it is
+        serving to answer it, so this runs before the first prompt and after an answer,
+        never during one."""
         try:
             status, doc = self._get(f"{self._prefix}/models")
         except _StreamBroke as e:
