@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from workbench import errors
 from workbench.host import default_budget_bytes
 
