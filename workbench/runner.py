@@ -32,6 +32,7 @@ from workbench.backends.base import (
     Prompt,
     Token,
 )
+from workbench.backends.openai_http import OpenAIBackend
 from workbench.errors import InputError, ModelError
 from workbench.host import default_budget_bytes
 from workbench.models.gguf_info import GGUFError, ModelInfo
@@ -426,8 +427,6 @@ def check_models(models: Sequence[str | ModelRef]) -> ModelCheck:
     doubts: list[str] = []
     for ref in (m if isinstance(m, ModelRef) else resolve(m) for m in models):
         if ref.is_endpoint:
-            from workbench.backends.openai_http import OpenAIBackend
-
             served = ref.served_model or ref.name
             report = OpenAIBackend(ref.path, served, api_key_env=ref.api_key_env).probe()
             if not report.reachable:
