@@ -38,11 +38,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from workbench.errors import InputError
-
-WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
-"""Allowed values of the ``winner`` column, in code order 0..3."""
-
-REQUIRED_COLUMNS: tuple[str, ...] = ("model_a", "model_b", "winner")
+from workbench.schemas import VOTE_REQUIRED_COLUMNS as REQUIRED_COLUMNS
+from workbench.schemas import VOTE_WINNERS as WINNERS
 
 DEFAULT_REG = 0.01
 """Default prior precision on log-strengths (natural units); see the module docstring."""
