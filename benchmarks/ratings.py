@@ -139,9 +139,7 @@ def main() -> None:
     }
 
     def our_codes_point() -> Any:
-        return fit_cells(
-            pair_cells(coded, "keep"), coded.models, bootstrap=0, rng=rng, **fit_kw
-        )
+        return fit_cells(pair_cells(coded, "keep"), coded.models, bootstrap=0, rng=rng, **fit_kw)
 
     def our_cell_rounds() -> Any:
         return fit_cells(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.ratings.helpers import simulate
 from workbench import ratings as R
 from workbench.plots import ratings as plots
-
-from tests.ratings.helpers import simulate
 
 
 def test_figures_draw_the_frames() -> None:

@@ -20,6 +20,7 @@ from workbench.errors import InputError
 from workbench.paths import data_dir
 from workbench.schemas import RUN_SCHEMA
 
+
 class SchemaError(InputError):
     """A row does not fit the schema; the message names the column."""
 

@@ -76,7 +76,6 @@ def test_elo_shuffle_median_is_order_free() -> None:
     assert medians["model-01"] > medians["model-00"] > medians["model-02"]
 
 
-
 def test_elo_scale_sets_start_and_step() -> None:
     """On base e and scale 1, one win between equals moves each side by k / 2 from the
     chosen start, and the second vote's step follows the logistic expectation."""

@@ -112,7 +112,7 @@ def test_malformed_json_lines_name_the_row(tmp_path: Path) -> None:
     other.write_text(good)
     with pytest.raises(R.VotesFileError, match="unknown file type"):
         R.read_votes(other)
-    with pytest.raises(R.VotesFileNotFound, match="missing.csv: no such file"):
+    with pytest.raises(R.VotesFileNotFound, match=r"missing\.csv: no such file"):
         R.read_votes(tmp_path / "missing.csv")
 
 

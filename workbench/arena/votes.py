@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+
 from workbench.errors import ArenaError
 from workbench.schemas import VOTE_REQUIRED_COLUMNS, VOTE_SCHEMA
 

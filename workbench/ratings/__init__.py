@@ -22,11 +22,6 @@ Example:
 
 from __future__ import annotations
 
-from workbench.ratings.bt import DEFAULT_REG, BTFit, bootstrap_bt, fit_bt, fit_bt_style
-from workbench.ratings.cells import Ties
-from workbench.ratings.elo import DEFAULT_K, online_elo
-from workbench.ratings.errors import RatingsError, VotesFileError, VotesFileNotFound
-from workbench.ratings.history import rating_history
 from workbench.ratings.boards import (
     CiMethod,
     Method,
@@ -34,6 +29,11 @@ from workbench.ratings.boards import (
     leaderboard_by,
     ranks_from_intervals,
 )
+from workbench.ratings.bt import DEFAULT_REG, BTFit, bootstrap_bt, fit_bt, fit_bt_style
+from workbench.ratings.cells import Ties
+from workbench.ratings.elo import DEFAULT_K, online_elo
+from workbench.ratings.errors import RatingsError, VotesFileError, VotesFileNotFound
+from workbench.ratings.history import rating_history
 from workbench.ratings.scale import ELO_SCALE, Anchor, EloScale
 from workbench.ratings.votes import read_votes, validate_votes
 from workbench.ratings.winrates import predicted_win_matrix, win_matrix

@@ -119,7 +119,9 @@ def leaderboard(
         if style_control:
             raise RatingsError("style control needs method='bt'")
         if n_boot > 0:
-            samples = shift_to_anchor(elo_bootstrap(coded, n_boot, rng, k=k, elo=elo), models, anchor)
+            samples = shift_to_anchor(
+                elo_bootstrap(coded, n_boot, rng, k=k, elo=elo), models, anchor
+            )
             rating = np.median(samples, axis=0)
             low, high = _intervals(rating, samples, None)
         else:

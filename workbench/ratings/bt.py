@@ -340,8 +340,8 @@ def bootstrap_bt(
 
     Each round resamples the battles with replacement (as a multinomial draw of the
     pair x outcome counts, which is the same distribution) and refits; all rounds are
-    solved together. Use :func:`~workbench.ratings.leaderboard` for a frame; this is for callers that need
-    the raw samples (e.g. intervals for rating differences).
+    solved together. Use :func:`~workbench.ratings.leaderboard` for a frame; this is for
+    callers that need the raw samples (e.g. intervals for rating differences).
     """
     coded = code_votes(votes)
     cells = pair_cells(coded, ties)

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from workbench.ratings.boards import Method, check_method
 from workbench.ratings.bt import DEFAULT_REG, Design, newton, wins_battles
 from workbench.ratings.cells import Ties, canonical, code_votes, pair_cells
 from workbench.ratings.elo import DEFAULT_K, elo_scores, elo_sequential
-from workbench.ratings.boards import Method, check_method
 from workbench.ratings.scale import ELO_SCALE, Anchor, EloScale, anchor_index, shift_to_anchor
 from workbench.ratings.votes import validate_votes
 
