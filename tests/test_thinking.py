@@ -131,7 +131,10 @@ def test_prompt_state_of_each_template_and_setting(file: str, thinking: str, sta
     text = _template(file)
     fmt = format_for(chat_template=text)
     prompt = hf_render(
-        text, CONVERSATION, bos_token="<bos>", **template_kwargs(thinking, fmt)  # type: ignore[arg-type]
+        text,
+        CONVERSATION,
+        bos_token="<bos>",
+        **template_kwargs(thinking, fmt),  # type: ignore[arg-type]
     )
     assert prompt_thinking(prompt, fmt) == state
 
@@ -183,7 +186,8 @@ CASES: list[tuple[str, ThinkingFormat | None, bool, tuple[str, str, bool]]] = [
     ("<|channel>thought\n<channel|>Off: empty channel", GEMMA4_CHANNEL, False,
      ("", "Off: empty channel", False)),
     ("<|channel>final text", GEMMA4_CHANNEL, False, ("", "<|channel>final text", False)),
-    ("<think>not Gemma's</think>", GEMMA4_CHANNEL, False, ("", "<think>not Gemma's</think>", False)),
+    ("<think>not Gemma's</think>", GEMMA4_CHANNEL, False,
+     ("", "<think>not Gemma's</think>", False)),
     ("<think>x</think>y", None, False, ("", "<think>x</think>y", False)),
 ]  # fmt: skip
 

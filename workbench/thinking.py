@@ -542,7 +542,9 @@ class ReasoningSplitter:
         return before.lstrip(_NEWLINES) if self._lstrip_answer else before
 
     def _move_answer_to_reasoning(self) -> None:
-        moved = ("".join(p.text for p in self._pieces if p.kind == "answer") + self._held_ws).strip()
+        moved = (
+            "".join(p.text for p in self._pieces if p.kind == "answer") + self._held_ws
+        ).strip()
         self._pieces[:] = [p for p in self._pieces if p.kind != "answer"]
         self._out[:] = [p for p in self._out if p.kind != "answer"]
         self._started, self._held_ws, self._seen = False, "", True

@@ -18,6 +18,7 @@ a backend would.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ class ReasoningStream:
 def cut(text: str, at: Sequence[int]) -> list[str]:
     """``text`` cut at the given offsets (empty pieces dropped)."""
     bounds = [0, *sorted(at), len(text)]
-    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b]]
+    return [text[a:b] for a, b in itertools.pairwise(bounds) if text[a:b]]
 
 
 _THINK = "<think>\nThe user wants 2 + 2.\nThat is 4.\n</think>\n\nThe answer is 4."
