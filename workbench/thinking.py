@@ -252,6 +252,13 @@ class Split:
 def split_text(text: str, fmt: ThinkingFormat | None, *, in_reasoning: bool = False) -> Split:
     """Split a complete output at once (the reference :class:`ReasoningSplitter` matches).
 
+    Reasoning blocks are stripped and joined by a blank line; newlines after a closing
+    marker are dropped (as the templates' ``.lstrip('\\n')`` does), and so is whitespace
+    before the first block. A closing marker with no opening one (the prompt opened the
+    block but ``in_reasoning`` was not given) makes everything before it reasoning, as
+    the Qwen and GLM templates read their own history. The result has no times and no
+    chunk counts (there was no stream).
+
     Args:
         text: the model's whole output.
         fmt: the inline format, or None (everything is answer).
@@ -294,7 +301,7 @@ def split_text(text: str, fmt: ThinkingFormat | None, *, in_reasoning: bool = Fa
         elif c >= 0:
             seg = text[pos:c]
             if not seen:  # a close with no open: everything so far was reasoning
-                moved = (answer + (seg.lstrip() if lstrip else seg)).strip()
+                moved = (answer + seg).strip()
                 blocks = [moved] if moved else []
                 answer, lstrip, seen = "", True, True
             else:  # a stray close (Gemma 4 may end with one): dropped

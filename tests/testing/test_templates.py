@@ -20,6 +20,7 @@ from workbench.testing.templates import CHAT_TEMPLATE_KEY, set_chat_template, wr
 from workbench.thinking import (
     GEMMA4_CHANNEL,
     THINK_TAGS,
+    ReasoningSplitter,
     format_for,
     prompt_thinking,
     split_text,
@@ -173,3 +174,38 @@ def test_set_chat_template_replaces_or_removes_the_key(tmp_path: Path) -> None:
     assert src.stat().st_size < size
     set_chat_template(src, "{{ y }}")  # and a key is added back
     assert _header(src).metadata[CHAT_TEMPLATE_KEY] == "{{ y }}"
+
+
+def test_fixture_generation_splits_into_thinking_and_answer(
+    chat_fixtures: dict[str, Path], formatters: dict[str, tuple[Any, str, str]]
+) -> None:
+    """Real llama.cpp generation from the Qwen 3.5 fixture, thinking on: the prompt opens
+    the block, a grammar makes the random-weight model close it and answer, and the
+    splitter, fed token by token, separates the two and times the first answer token."""
+    import codecs
+
+    from llama_cpp import Llama, LlamaGrammar
+
+    formatter, _, _ = formatters["qwen35"]
+    fmt = format_for(chat_template=formatter.template)
+    prompt = formatter(messages=CONVERSATION, enable_thinking=True).prompt
+    state = prompt_thinking(prompt, fmt)
+    assert state == "open"
+    grammar = LlamaGrammar.from_string(
+        'root ::= [a-z]{3,12} " " [a-z]{3,12} "\\n</think>\\n\\n" [a-z]{3,12} "."', verbose=False
+    )
+    llm = Llama(model_path=str(chat_fixtures["qwen35"]), n_ctx=512, seed=1, verbose=False)
+    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    splitter = ReasoningSplitter(fmt, in_reasoning=True)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for n, tok in enumerate(llm.generate(tokens, temp=0.8, grammar=grammar)):
+        if tok == llm.token_eos() or n >= 64:
+            break
+        splitter.feed(decoder.decode(llm.detokenize([tok])))
+    splitter.finish()
+    got = splitter.result()
+    assert got.reasoning and " " in got.reasoning and "</think>" not in got.reasoning
+    assert got.answer.endswith(".") and got.answer[:-1].isalpha()
+    assert got.t_first is not None and got.t_first_answer is not None
+    assert got.t_first_answer > got.t_first
+    assert not got.unterminated
