@@ -39,9 +39,9 @@ from typing import Any, Protocol
 import polars as pl
 
 from workbench.backends.llama_log import exit_description, failure_cause
+from workbench.errors import InputError
 from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
-from workbench.errors import InputError
 
 __all__ = [
     "BENCH_SCHEMA",
