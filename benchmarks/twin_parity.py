@@ -70,10 +70,11 @@ def bench_parity(reps: int, n_prompt: int, n_gen: int, threads: int | None = Non
 
 
 def memory_parity(names: list[str], ctx: int, flash_attn: bool) -> int:
-    from workbench.models.gguf_info import read_model_info
+    from workbench.models.twin_catalog import CATALOG
+
+    from workbench.gguf import read_model_info
     from workbench.models.memory import plan
     from workbench.models.twin import llama_cpp_memory, twin_from_catalog
-    from workbench.models.twin_catalog import CATALOG
 
     names = names or [c.name for c in CATALOG]
     bad = 0

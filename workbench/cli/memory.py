@@ -75,8 +75,8 @@ def _ctxs_for(n_ctx_train: int | None, asked: list[int] | None) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from workbench.cli import CliError
+    from workbench.gguf import GGUFError
     from workbench.models import registry
-    from workbench.models.gguf_info import GGUFError
     from workbench.models.memory import GIB, UnsupportedArch, format_bytes, max_context, plan
 
     refs = [_resolve(m) for m in args.models] if args.models else registry.default_models()
