@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from workbench.errors import ModelError
 from workbench.gguf import read_model_info
 from workbench.models import hub
 from workbench.models.registry import smollm_path
+from workbench.models.twin import twin_from_hub
 
 REPO = "acme/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
@@ -187,3 +189,65 @@ def test_choice_fits_the_memory_budget() -> None:
         hub.choose_file(groups, budget_bytes=2 * gib)
     with pytest.raises(hub.HubError, match="no IQ1_S file"):
         hub.choose_file(groups, quant="IQ1_S", budget_bytes=32 * gib)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(
+    argv: list[str], endpoint: str, cache: Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(cache)}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *argv], env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_a_hub_twin_without_network_is_one_line(tmp_path: Path) -> None:
+    port = _closed_port()
+    spec = "unsloth/gemma-4-E4B-it-GGUF:Q4_K_M"
+    proc = _cli(["twin", spec, "-o", "x.gguf"], f"http://127.0.0.1:{port}", tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1 and not (tmp_path / "x.gguf").exists()
+    assert line.startswith(f"workbench twin: cannot reach 127.0.0.1:{port}")
+    assert "unsloth/gemma-4-E4B-it-GGUF" in line and "HF_HUB_OFFLINE=1" in line
+    # A pull falls back to the cache by itself; with nothing there it says both.
+    proc = _cli(["pull", spec], f"http://127.0.0.1:{port}", tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1
+    assert line.startswith(f"workbench pull: cannot reach 127.0.0.1:{port} (ConnectError")
+    assert line.endswith("and the hub cache holds no Q4_K_M of unsloth/gemma-4-E4B-it-GGUF")
+
+
+def test_a_hub_answering_an_error_status_is_named_in_one_line(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.fail_api_with = 503
+    host = f"127.0.0.1:{fake_hub.port}"
+    proc = _cli(["twin", f"{REPO}:Q4_1", "-o", "x.gguf"], fake_hub.url, tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1
+    assert line == (f"workbench twin: {host} answered HTTP 503 for {REPO}; "
+                    "HF_HUB_OFFLINE=1 uses the files already in the hub cache")  # fmt: skip
+    with pytest.raises(hub.HubError, match=f"^{host} answered HTTP 503, and the hub cache"):
+        hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    fake_hub.fail_api_with = None
+    fake_hub.fail_gets_with = 500  # the file's bytes refused: the header read fails
+    with pytest.raises(hub.HubRefused, match=rf"answered HTTP 500 for {REPO}/{FILE}") as e:
+        twin_from_hub(f"{REPO}:{FILE}", tmp_path / "x.gguf", endpoint=fake_hub.url)
+    assert e.value.status == 500 and "\n" not in str(e.value)

@@ -246,6 +246,26 @@ def test_remote_twin_fetches_only_header_bytes(
     assert served < smollm.stat().st_size / 20  # never the weights
 
 
+def test_offline_a_hub_twin_reads_the_cached_file(
+    range_hub: FakeHub, smollm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.models.hub import pull
+
+    cache = tmp_path / "hub"
+    pull(f"{REPO}:Q4_1", endpoint=range_hub.url, cache_dir=cache)
+    range_hub.stop()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result, fetched = twin_from_hub(f"{REPO}:Q4_1", tmp_path / "t.gguf", fill="zeros")
+    assert fetched.cached and fetched.bytes_fetched == 0 and fetched.paths == (FILE,)
+    assert read_model_info(result.path).tensors == read_model_info(smollm).tensors
+    with pytest.raises(
+        HubError, match=r"^offline \(HF_HUB_OFFLINE\), and in the hub cache: .*no Q8_0"
+    ):
+        twin_from_hub(f"{REPO}:Q8_0", tmp_path / "x.gguf")
+    range_hub.start()  # the fixture stops it again
+
+
 def test_remote_errors_are_one_line(range_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(TwinError, match="no Q8_0"):
         twin_from_hub(f"{REPO}:Q8_0", tmp_path / "x.gguf")

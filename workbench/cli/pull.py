@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from workbench.cli import CliError
 from workbench.cli.models import format_columns
 from workbench.models.catalog import CATALOG
 
@@ -54,7 +55,6 @@ def _catalog(as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.cli import CliError
     from workbench.models.hub import pull
 
     if args.list:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from workbench.cli import CliError
 from workbench.cli.models import format_columns
 from workbench.models.catalog import CATALOG, TWIN_PREFIX
 
@@ -31,7 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant", help="preset for catalog twins (default Q4_K_M), file for hub repos")
     p.add_argument(
         "--fill",
-        choices=("random", "zeros"),
         default="random",
         help="random weights with valid scales (speed), or a sparse all-zero file (memory "
         "only, no disk cost)",
@@ -72,15 +72,14 @@ def _list(as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.cli import CliError
     from workbench.models.twin import build_twin, describe
 
     if args.list:
         return _list(args.json)
     if not args.source or not args.output:
         raise CliError("usage: workbench twin SOURCE -o FILE (see --list for catalog names)")
-
-    print(f"writing twin of {args.source} -> {args.output}", file=sys.stderr)
+    if sys.stderr.isatty():  # a random twin of a large model takes minutes to write
+        print(f"writing twin of {args.source} -> {args.output}", file=sys.stderr)
     try:
         result = build_twin(
             args.source, args.output, quant=args.quant, fill=args.fill, seed=args.seed,

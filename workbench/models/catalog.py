@@ -3,24 +3,50 @@
 
 An entry names the hub repository people compare (and the quantizations it publishes)
 and, where the model's hyperparameters are published (see
-``shared/reference/published-hparams.md``), its :class:`~workbench.models.layouts.Hparams`:
-a twin is then built from the configuration alone, without the hub. An entry without
+``shared/reference/published-hparams.md``), its :class:`Hparams`: a twin is then built
+from the configuration alone (laid out by :func:`workbench.models.layouts.layout`),
+without the hub. An entry without
 them is twinned from its hub file's header (Range requests, never the weights).
 
 Adding a model is one entry here; a new architecture also needs one layout function in
-:mod:`workbench.models.layouts`.
+:mod:`workbench.models.layouts`. The module imports nothing heavy, so listings are fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from workbench.models.layouts import Hparams
+from dataclasses import dataclass, field
+from typing import Any
 
 TWIN_PREFIX = "twin:"
 """How a catalog twin is named wherever a model is (``twin:gemma-4-e4b``)."""
 DEPRECATED_PREFIX = "catalog:"
 """The older spelling of :data:`TWIN_PREFIX`; still resolves."""
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """A model's hyperparameters: the fields its GGUF file's keys and tensor shapes
+    depend on (published configurations, or a fixture's toy sizes)."""
+
+    arch: str
+    """GGUF ``general.architecture``."""
+    n_vocab: int
+    n_ctx_train: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int | tuple[int, ...]
+    """KV heads, one value or one per layer."""
+    head_dim: int
+    """Head size (of the full-attention layers where sliding ones differ)."""
+    n_ff: int | tuple[int, ...]
+    """Dense feed-forward width, one value or one per layer (0: no dense FFN)."""
+    tied: bool
+    """Output matrix shared with the token embeddings."""
+    rope_base: float
+    rms_eps: float = 1e-6
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Architecture-specific fields (see the ``_layout_<arch>`` functions)."""
 
 
 @dataclass(frozen=True)

@@ -14,36 +14,11 @@ Adding an architecture is one ``_layout_<arch>`` function registered in :data:`L
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.gguf import MetaEntry
-
-
-@dataclass(frozen=True)
-class Hparams:
-    """A model's hyperparameters: the fields its GGUF file's keys and tensor shapes
-    depend on (published configurations, or a fixture's toy sizes)."""
-
-    arch: str
-    """GGUF ``general.architecture``."""
-    n_vocab: int
-    n_ctx_train: int
-    n_embd: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int | tuple[int, ...]
-    """KV heads, one value or one per layer."""
-    head_dim: int
-    """Head size (of the full-attention layers where sliding ones differ)."""
-    n_ff: int | tuple[int, ...]
-    """Dense feed-forward width, one value or one per layer (0: no dense FFN)."""
-    tied: bool
-    """Output matrix shared with the token embeddings."""
-    rope_base: float
-    rms_eps: float = 1e-6
-    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    """Architecture-specific fields (see the ``_layout_<arch>`` functions)."""
+from workbench.models.catalog import Hparams
 
 
 @dataclass(frozen=True)

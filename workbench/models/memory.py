@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelError
@@ -151,8 +151,6 @@ class MemoryPlan:
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for frames and JSON."""
-        from dataclasses import asdict
-
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 

@@ -28,7 +28,8 @@ from workbench.gguf import (
     sequential,
     write_gguf,
 )
-from workbench.models.layouts import Hparams, TensorSpec, layout
+from workbench.models.catalog import Hparams
+from workbench.models.layouts import TensorSpec, layout
 from workbench.models.registry import smollm_path
 
 FIXTURE_ARCHS: tuple[str, ...] = ("gemma4", "qwen35", "qwen3", "glm4", "gemma3", "llama")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from workbench.errors import HubError, ModelError
 from workbench.gguf import quant_of, split_name, unsplit
@@ -194,8 +195,6 @@ def list_remote_files(
         HubRefused: the hub answered with an HTTP error (its status is named).
     """
     require_hub()
-    from urllib.parse import quote
-
     from huggingface_hub.hf_api import RepoFile
     from huggingface_hub.utils import get_session, hf_raise_for_status
 

@@ -33,8 +33,8 @@ from workbench.gguf import (
     sequential,
 )
 from workbench.models import memory
-from workbench.models.catalog import CATALOG, TWIN_PREFIX, CatalogEntry, catalog_entry
-from workbench.models.layouts import Hparams, layout
+from workbench.models.catalog import CATALOG, TWIN_PREFIX, CatalogEntry, Hparams, catalog_entry
+from workbench.models.layouts import layout
 from workbench.models.twin.base import Fill, TwinError, TwinResult, marker_entries
 from workbench.models.twin.fill import write_twin
 from workbench.models.twin.quant import PRESETS, assign_types

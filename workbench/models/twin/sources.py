@@ -3,8 +3,8 @@
 - a local GGUF file: only its header is read (all parts of a split file are merged);
 - a GGUF in a Hugging Face repository (``owner/repo:FILE.gguf``, ``owner/repo:Q4_K_M``,
   or a catalog name): only the header bytes are fetched, with HTTP Range requests through
-  huggingface_hub's session, never the weights. With ``HF_HUB_OFFLINE=1``, or when the
-  hub cannot be reached, a file already in the hub cache is read instead.
+  huggingface_hub's session, never the weights. With ``HF_HUB_OFFLINE=1`` the header of
+  a file already in the hub cache is read instead.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from workbench.errors import HubError
 from workbench.gguf import (
     DEFAULT_ALIGNMENT,
     GGUFError,
-    HubRefused,
-    HubUnreachable,
     RawHeader,
     read_raw_header,
     read_remote_header,
@@ -123,7 +121,7 @@ class RemoteHeaders:
     """Bytes received from the hub (0 when read from the hub cache)."""
     requests: int
     cached: bool = False
-    """Read from files already in the hub cache (offline, or the hub unreachable)."""
+    """Read from files already in the hub cache (``HF_HUB_OFFLINE=1``)."""
 
 
 def _pick(groups: list[hub.GGUFGroup], spec: hub.PullSpec, repo: str) -> hub.GGUFGroup:
@@ -179,8 +177,9 @@ def read_remote_headers(
 
     Raises:
         TwinError: no such file or quantization in the repository, or not a GGUF header.
-        HubError: the hub refused or could not be reached, and the cache cannot answer
-            (one line naming the host's answer).
+        HubError: the hub refused or could not be reached (one line naming the host's
+            answer, suggesting ``HF_HUB_OFFLINE=1`` for files already in the cache), or,
+            offline, the cache holds no such file.
     """
     from huggingface_hub import hf_hub_url
 
@@ -189,16 +188,11 @@ def read_remote_headers(
     if settings.offline:
         return _cached_headers(ps, revision, settings, "offline (HF_HUB_OFFLINE)")
     split = split_name(ps.filename) if ps.filename else None
-    try:
-        if ps.filename and (split is None or split.count == 1):
-            files = [ps.filename]
-        else:
-            listing = hub.list_remote_files(ps.repo, revision=revision, settings=settings)
-            files = [p.path for p in _pick(hub.group_gguf_files(listing), ps, ps.repo).parts]
-    except (HubUnreachable, HubRefused) as e:
-        if isinstance(e, HubRefused) and e.status in (401, 403, 404):
-            raise
-        return _cached_headers(ps, revision, settings, e.reason)
+    if ps.filename and (split is None or split.count == 1):
+        files = [ps.filename]
+    else:
+        listing = hub.list_remote_files(ps.repo, revision=revision, settings=settings)
+        files = [p.path for p in _pick(hub.group_gguf_files(listing), ps, ps.repo).parts]
     raws, fetched, requests = [], 0, 0
     for path in files:
         url = hf_hub_url(ps.repo, path, revision=revision, endpoint=settings.endpoint)
