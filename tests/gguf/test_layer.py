@@ -124,3 +124,12 @@ def test_every_door_accepts_iq4_nl_and_refuses_an_unknown_type(tmp_path: Path) -
     assert p.kv_bytes == 2 * 1024 * k_row // block * size
     with pytest.raises(UnknownKVCacheType, match=r"use one of f32, f16, .*q5_1"):
         memory.plan(info, 1024, kv_type="q3_k")
+
+
+def test_the_memory_command_checks_against_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["memory", "--kv-type", "q3_k"])
+    assert e.value.code == 2
+    assert "unknown KV-cache type 'q3_k' (use one of f32, f16, bf16, q8_0" in capsys.readouterr().err

@@ -13,6 +13,17 @@ if TYPE_CHECKING:
     from workbench.models.registry import ModelRef
 
 
+def _kv_type(name: str) -> str:
+    """A KV-cache type llama.cpp accepts (checked against the one table when parsed)."""
+    from workbench.gguf import UnknownKVCacheType, kv_cache_type
+
+    try:
+        kv_cache_type(name)
+    except UnknownKVCacheType as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "memory",
@@ -39,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--kv-type",
         default="f16",
-        choices=("f16", "q8_0", "q4_0", "bf16", "f32"),
-        help="KV cache type for K and V (default f16)",
+        type=_kv_type,
+        help="KV cache type for K and V: f16 (default), q8_0, q4_0, ... as llama.cpp's -ctk",
     )
     p.add_argument(
         "--swa-full",
