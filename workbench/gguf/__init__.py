@@ -33,7 +33,6 @@ from workbench.gguf.reader import (
     RawHeader,
     TensorInfo,
     read_header,
-    read_header_bytes,
     read_raw_header,
 )
 from workbench.gguf.remote import (
@@ -74,7 +73,6 @@ __all__ = [
     "quant_from_header",
     "quant_of",
     "read_header",
-    "read_header_bytes",
     "read_model_info",
     "read_raw_header",
     "read_remote_header",

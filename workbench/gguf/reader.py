@@ -219,11 +219,6 @@ def read_header(f: BinaryIO, *, keep_arrays: tuple[str, ...] = ()) -> GGUFHeader
     return GGUFHeader(version, metadata, tensors, data_offset, lengths)
 
 
-def read_header_bytes(data: bytes, **kw: Any) -> GGUFHeader:
-    """Parse a header from bytes (e.g. the first megabytes of a remote file)."""
-    return read_header(io.BytesIO(data), **kw)
-
-
 # --------------------------------------------------------------------------- raw entries
 
 

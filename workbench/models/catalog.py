@@ -234,7 +234,3 @@ def catalog_entry(name: str) -> CatalogEntry | None:
     key = strip_prefix(name.strip()).lower()
     return next((e for e in CATALOG if e.name == key), None)
 
-
-def names() -> list[str]:
-    """Every catalog name, in catalog order."""
-    return [e.name for e in CATALOG]

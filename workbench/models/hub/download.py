@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class PullResult:
     """Answered from the cache without asking the hub."""
     reason: str = ""
     """Why this file was chosen."""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def path(self) -> Path:
