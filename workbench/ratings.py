@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+
 from workbench.errors import InputError
 
 WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.fake_hub import COMMIT, FakeHub
-from workbench.errors import ModelError
 from workbench.gguf import read_model_info
 from workbench.models import hub
 from workbench.models.registry import smollm_path
@@ -168,7 +167,7 @@ def test_spec_parsing() -> None:
     assert hub.parse_spec("gemma-4-e4b") == hub.PullSpec("unsloth/gemma-4-E4B-it-GGUF")
     assert hub.parse_spec("Gemma-4-E4B:q8_0").quant == "q8_0"
     assert hub.parse_spec("a/b:dir/f.gguf") == hub.PullSpec("a/b", filename="dir/f.gguf")
-    with pytest.raises(ModelError, match="neither a catalog name"):
+    with pytest.raises(hub.UnknownSpec, match="neither a catalog name"):
         hub.parse_spec("no-such-model")
 
 

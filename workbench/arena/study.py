@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.backends.base import GenerationConfig, Prompt
-from workbench.models.registry import ModelNotFound, ModelRef, resolve
 from workbench.errors import InputError
+from workbench.models.registry import ModelNotFound, ModelRef, resolve
 
 __all__ = [
     "DEMO_TOKENS",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+
 from workbench.errors import ArenaError
 
 __all__ = [

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
 from workbench import errors
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.arena.study import StudyError, demo_study_path, load_study
+    from workbench.arena.study import demo_study_path, load_study
 
     path = args.study or demo_study_path()
     study = load_study(path, resolve_models=not args.export)

@@ -89,8 +89,8 @@ def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from workbench.backends.base import GenerationConfig, Prompt
-    from workbench.models.registry import ModelNotFound, default_models, resolve
-    from workbench.prompts import PromptSetError, load_prompts
+    from workbench.models.registry import default_models, resolve
+    from workbench.prompts import load_prompts
     from workbench.runner import ResponseFinished, Runner, TokenChunk
     from workbench.store import RunStore
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from workbench.errors import HubError, ModelError
+from workbench.errors import HubError, InputError
 from workbench.gguf import quant_of, split_name, unsplit
 from workbench.gguf.remote import host_of, hub_failure
 from workbench.models.catalog import CATALOG, catalog_entry
@@ -24,6 +24,10 @@ def is_sha256(s: str) -> bool:
 
 
 # --------------------------------------------------------------------------- specs
+
+
+class UnknownSpec(HubError, InputError):
+    """A name that is neither a catalog entry nor an ``owner/name`` id (bad input: exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ def parse_spec(spec: str, *, quant: str | None = None) -> PullSpec:
     """Parse ``NAME_OR_REPO[:FILE_OR_QUANT]``.
 
     Raises:
-        ModelError: neither a catalog name nor an ``owner/name`` repository id.
+        UnknownSpec: neither a catalog name nor an ``owner/name`` repository id.
     """
     base, _, tail = spec.strip().partition(":")
     entry = catalog_entry(base)
@@ -52,7 +56,7 @@ def parse_spec(spec: str, *, quant: str | None = None) -> PullSpec:
         repo = base
     else:
         names = ", ".join(e.name for e in CATALOG)
-        raise ModelError(f"{spec!r} is neither a catalog name ({names}) nor an owner/repo id")
+        raise UnknownSpec(f"{spec!r} is neither a catalog name ({names}) nor an owner/repo id")
     if tail.lower().endswith(".gguf"):
         return PullSpec(repo, filename=tail, quant=quant)
     return PullSpec(repo, quant=tail or quant)
