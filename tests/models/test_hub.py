@@ -70,6 +70,17 @@ def test_pull_puts_a_verified_file_in_the_hub_cache(
     assert len(fake_hub.downloads()) == before  # nothing transferred the second time
 
 
+def test_a_fitting_quantization_is_sized_from_the_header_read_by_range(
+    fake_hub: FakeHub, source: Path, tmp_path: Path
+) -> None:
+    r = hub.pull(REPO, endpoint=fake_hub.url, cache_dir=tmp_path, budget_bytes=8 << 30)
+    assert r.quant == "Q4_1" and "file size + KV cache" in r.reason  # the header was read
+    # Header reads ask for a bounded range ("bytes=N-M"); the download itself does not.
+    ranged = [q for q in fake_hub.downloads() if q.range and not q.range.endswith("-")]
+    header = read_model_info(source).data_offset
+    assert ranged and sum(q.sent for q in ranged) <= 2 * header + (1 << 20)
+
+
 def test_an_interrupted_download_resumes_where_it_stopped(
     fake_hub: FakeHub, source: Path, tmp_path: Path
 ) -> None:
