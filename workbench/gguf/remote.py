@@ -14,6 +14,7 @@ files already in the hub cache.
 from __future__ import annotations
 
 import io
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -60,8 +61,10 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 def _is_network_error(exc: BaseException) -> bool:
-    module = type(exc).__module__
-    return isinstance(exc, OSError) or module.startswith(("httpx", "httpcore", "h11", "ssl"))
+    # A full disk is an OSError too, but not the network's fault.
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return type(exc).__module__.startswith(("httpx", "httpcore", "h11", "ssl"))
 
 
 def hub_failure(

@@ -263,6 +263,8 @@ def pull(
         except Exception as e:
             hint = "run the pull again to resume"
             failure = hub_failure(e, settings.endpoint, part.path, hint=hint)
+            if failure is None and isinstance(e, OSError):  # e.g. the cache's disk is full
+                failure = HubError(f"{part.path}: download interrupted ({e}); {hint}")
             if failure is None:
                 raise
             raise failure from None

@@ -120,6 +120,7 @@ class RemoteHeaders:
     bytes_fetched: int
     """Bytes received from the hub (0 when read from the hub cache)."""
     requests: int
+    """HTTP requests made."""
     cached: bool = False
     """Read from files already in the hub cache (``HF_HUB_OFFLINE=1``)."""
 
