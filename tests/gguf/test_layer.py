@@ -132,4 +132,6 @@ def test_the_memory_command_checks_against_the_table(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as e:
         main(["memory", "--kv-type", "q3_k"])
     assert e.value.code == 2
-    assert "unknown KV-cache type 'q3_k' (use one of f32, f16, bf16, q8_0" in capsys.readouterr().err
+    assert (
+        "unknown KV-cache type 'q3_k' (use one of f32, f16, bf16, q8_0" in capsys.readouterr().err
+    )

@@ -233,4 +233,3 @@ def catalog_entry(name: str) -> CatalogEntry | None:
     None."""
     key = strip_prefix(name.strip()).lower()
     return next((e for e in CATALOG if e.name == key), None)
-
