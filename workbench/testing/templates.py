@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from workbench.models.gguf_info import DEFAULT_ALIGNMENT, read_header
+from workbench.gguf import DEFAULT_ALIGNMENT, read_header
 from workbench.testing.fixtures import write_fixture
 
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
