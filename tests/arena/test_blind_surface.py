@@ -23,7 +23,7 @@ from workbench.prompts import load_prompts
 
 from .helpers import need_models
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 MARGIN = 0.25
 """Leave-one-out accuracy must stay below 0.5 + MARGIN. With 24 battles chance accuracy
@@ -83,7 +83,7 @@ def answers() -> list[tuple[str, str]]:
     from workbench.runner import Runner
 
     prompts = [*load_prompts("reasoning")[:6], *load_prompts("instruction_following")[:6]]
-    config = GenerationConfig(temperature=0.7, max_tokens=24, n_ctx=512, seed=7)
+    config = GenerationConfig(temperature=0.7, max_tokens=16, n_ctx=512, seed=7)
     with Runner([GEMMA_NAME, SMOLLM_NAME], config) as runner:
         frame = runner.run(prompts, reps=2)
     assert frame["error"].null_count() == frame.height, frame["error"].to_list()

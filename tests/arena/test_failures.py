@@ -296,7 +296,7 @@ def test_share_is_refused_with_demo_tokens(
 @pytest.mark.slow  # starts the command
 def test_share_env_refuses_the_demo_study_in_one_line() -> None:
     """The command of the issue, as a user types it."""
-    demo = Path(__file__).resolve().parents[2] / "data" / "studies" / "demo.toml"
+    demo = Path(__file__).resolve().parents[2] / "workbench" / "data" / "studies" / "demo.toml"
     out = subprocess.run(
         [*workbench_exe(), "arena", "--study", str(demo)],
         capture_output=True,
