@@ -40,6 +40,7 @@ from workbench.schemas import VOTE_REQUIRED_COLUMNS, VOTE_SCHEMA
 
 __all__ = [
     "CHOICES",
+    "SCHEMA_VERSION",
     "WINNERS",
     "BattleRecord",
     "VoteOutcome",
@@ -126,6 +127,11 @@ class VoteStoreError(ArenaError):
     """The votes file cannot be opened, read or written: one line with the file and the
     cause. Nothing was recorded by the call that raised it."""
 
+
+SCHEMA_VERSION = 2
+"""The votes file's layout, kept in ``PRAGMA user_version``: 0 is the first release
+(no version recorded), 2 adds the raw answer text. Older files migrate forward on open;
+a newer file is refused in one line (this workbench would misread it)."""
 
 # Columns added after the first release: an older votes file gets them on open.
 _ADDED_COLUMNS = (("battles", "raw_a", "TEXT"), ("battles", "raw_b", "TEXT"))
@@ -238,6 +244,8 @@ class VoteStore:
             raise VoteStoreError(f"votes file {self.path}: is a directory")
         try:
             self._conn = self._open_read_only() if read_only else self._open()
+        except VoteStoreError:
+            raise
         except (sqlite3.Error, OSError) as e:
             raise VoteStoreError(f"votes file {self.path}: cannot open it: {_cause(e)}") from None
 
@@ -254,11 +262,13 @@ class VoteStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            conn.executescript(_SCHEMA)
-            for table, column, kind in _ADDED_COLUMNS:
-                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if self._check_version(conn) < SCHEMA_VERSION:
+                conn.executescript(_SCHEMA)
+                for table, column, kind in _ADDED_COLUMNS:
+                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('study', ?)", (self.study,)
             )
@@ -285,7 +295,21 @@ class VoteStore:
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
             conn.execute("SELECT COUNT(*) FROM votes").fetchone()
         conn.row_factory = sqlite3.Row
+        try:
+            self._check_version(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise VoteStoreError(
+                f"votes file {self.path}: written by a newer workbench (schema version "
+                f"{version}; this one reads up to {SCHEMA_VERSION}): upgrade workbench"
+            )
+        return version
 
     @contextmanager
     def _db(self, doing: str) -> Iterator[sqlite3.Connection]:
