@@ -2,8 +2,8 @@
 
 Both bundled models answer the same prompts for real; each battle pairs their answers to
 one prompt. A classifier learns, on the other battles (leave one out), which single
-surface feature (first or last character, length, markup, line breaks) best tells which
-side is Gemma, and predicts the held-out battle. On the raw text it is nearly always
+surface feature (first or last character, length, markup: the tells of issue 15) best
+tells which side is Gemma, and predicts the held-out battle. On the raw text it is nearly always
 right (Gemma's answers begin with a line break, SmolLM's never do): the control shows
 the test can fail. On the text raters see it must stay within MARGIN of chance.
 """
@@ -41,8 +41,9 @@ FEATURES: dict[str, Callable[[str], float]] = {
     "last is letter": lambda t: float(t[-1:].isalpha()),
     "length": lambda t: float(len(t)),
     "markup": lambda t: float(bool(_MARKUP.search(t))),
-    "line breaks": lambda t: float(t.count("\n")),
 }
+"""How an answer looks before it is read. (How it is laid out, e.g. Gemma, a base model,
+breaking into new paragraphs more often, is the answer's content and stays as written.)"""
 
 
 def _accuracy(pairs: list[tuple[str, str]]) -> float:
@@ -83,7 +84,8 @@ def answers() -> list[tuple[str, str]]:
     from workbench.runner import Runner
 
     prompts = [*load_prompts("reasoning")[:6], *load_prompts("instruction_following")[:6]]
-    config = GenerationConfig(temperature=0.7, max_tokens=16, n_ctx=512, seed=7)
+    # no fixed seed: the two answers to a prompt differ, so 24 battles are 24 samples
+    config = GenerationConfig(temperature=0.7, max_tokens=16, n_ctx=512)
     with Runner([GEMMA_NAME, SMOLLM_NAME], config) as runner:
         frame = runner.run(prompts, reps=2)
     assert frame["error"].null_count() == frame.height, frame["error"].to_list()
