@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
+import llama_cpp
 import pytest
 
 from workbench.backends.base import GenerationConfig, Prompt
@@ -41,7 +41,7 @@ def test_side_by_side_rows(runner: Runner) -> None:
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"
-        assert r["llama_cpp_version"] == "0.3.36"
+        assert r["llama_cpp_version"] == llama_cpp.__version__
         assert json.loads(r["host"])["physical_cores"] >= 1
     stored = runner.store.load() if runner.store else None
     assert stored is not None and set(stored["row_id"]) >= {r["row_id"] for r in rows}
@@ -100,7 +100,6 @@ def test_abort_in_llama_cpp_is_contained(smollm: Path, tmp_path: Path) -> None:
     assert err and "llama.cpp stopped the worker" in err and "SIGABRT" in err, err
     ok = frame.filter(frame["model"] != "gemma4-abort")
     assert ok["error"][0] is None and ok["response"][0]
-    assert os.getpid() > 0  # still here
 
 
 def test_validation_refuses_the_abort_file_before_loading(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -371,8 +371,3 @@ def compare(
     run_store = RunStore() if store is True else (store or None)
     with Runner(models or default_models(), cfg, store=run_store) as runner:
         return runner.run(prompts, reps=reps)
-
-
-def config_dict(config: GenerationConfig) -> dict[str, Any]:
-    """The config as a plain dict (for JSON output)."""
-    return asdict(config)
