@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.models.gguf_info import ModelInfo
 from workbench.errors import ModelError
+from workbench.models.gguf_info import ModelInfo
 
 if TYPE_CHECKING:
     import polars as pl
