@@ -31,7 +31,9 @@ def test_make_demo_ends_by_saying_how_to_run_workbench() -> None:
     make = shutil.which("make")
     if make is None:
         pytest.fail("make is missing: the README's first commands need it")
-    out = subprocess.run([make, "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` the nested make would add "Leaving directory".
+    cmd = [make, "-n", "--no-print-directory", "demo"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("echo ")
