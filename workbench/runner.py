@@ -34,8 +34,8 @@ from workbench.backends.base import (
 )
 from workbench.backends.openai_http import OpenAIBackend
 from workbench.errors import InputError, ModelError
+from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes
-from workbench.models.gguf_info import GGUFError, ModelInfo
 from workbench.models.registry import ModelRef, file_sha256, resolve
 from workbench.prompts import load_prompts
 from workbench.store import RunStore, rows_to_frame

@@ -310,7 +310,7 @@ def _raters(items: Any) -> tuple[Rater, ...]:
 
 
 def _is_twin(ref: ModelRef) -> bool:
-    from workbench.models.gguf_info import GGUFError, read_model_info
+    from workbench.gguf import GGUFError, read_model_info
 
     try:
         return read_model_info(ref.path, check_size=False).is_twin
