@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from workbench.plots.theme import template
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -87,7 +89,11 @@ def tps_vs_depth(frame: pl.DataFrame, *, title: str | None = None) -> go.Figure:
             shown.add(label)
         fig.update_xaxes(title_text="context depth (tokens)", row=1, col=col)
         fig.update_yaxes(title_text="tokens/s", rangemode="tozero", row=1, col=col)
-    fig.update_layout(title=title or "Speed against context depth", legend_title_text="model")
+    fig.update_layout(
+        title=title or "Speed against context depth",
+        legend_title_text="model",
+        template=template(),
+    )
     return fig
 
 
@@ -131,6 +137,7 @@ def sweep_bars(frame: pl.DataFrame, *, test: str = "tg", depth: int | None = Non
         )
     where = f" @ d{depth}" if depth else ""
     fig.update_layout(
+        template=template(),
         title=f"{_TESTS.get(test, test)} ({test}){where} by settings",
         barmode="group",
         yaxis_title="tokens/s",
@@ -167,6 +174,7 @@ def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Fig
     fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
     against = f" against {baseline}" if baseline else ""
     fig.update_layout(
+        template=template(),
         title=f"speed{against}, repetition by repetition (median, 95% interval)",
         xaxis_title="tokens/s ratio",
         legend_title_text="test",

@@ -14,6 +14,7 @@ _EXPORTS = {
     "ComparePanel": "workbench.widgets.compare",
     "HistoryView": "workbench.widgets.history",
     "filter_runs": "workbench.widgets.history",
+    "runs_table_html": "workbench.widgets.history",
 }
 
 __all__ = list(_EXPORTS)
