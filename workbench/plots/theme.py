@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["Theme", "apply_theme", "jupyterlab_theme", "template"]
+__all__ = ["Theme", "jupyterlab_theme", "template"]
 
 Theme = Literal["light", "dark"]
 
@@ -100,8 +100,9 @@ def jupyterlab_theme() -> Theme | None:
     return "dark" if "dark" in name.lower() else "light"
 
 
-def template(theme: Theme | None = None) -> go.layout.Template:
-    """The workbench template for ``theme`` (default: :func:`jupyterlab_theme`).
+def template(theme: Theme | Literal["auto"] | None = "auto") -> go.layout.Template:
+    """The workbench template for ``theme``: "light", "dark", None (unknown) or "auto"
+    (:func:`jupyterlab_theme`, the default).
 
     Plotly's ``plotly_white`` or ``plotly_dark`` with transparent paper and plot
     backgrounds; for an unknown theme, ``plotly_white`` with grey fonts and grid lines.
@@ -109,7 +110,7 @@ def template(theme: Theme | None = None) -> go.layout.Template:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    if theme is None:
+    if theme == "auto":
         theme = jupyterlab_theme()
     base = pio.templates["plotly_dark" if theme == "dark" else "plotly_white"]
     t = go.layout.Template(base)
@@ -123,8 +124,3 @@ def template(theme: Theme | None = None) -> go.layout.Template:
             axis.zerolinecolor = _NEUTRAL_GRID
     return t
 
-
-def apply_theme(fig: go.Figure, theme: Theme | None = None) -> go.Figure:
-    """Give ``fig`` the workbench template (in place) and return it."""
-    fig.update_layout(template=template(theme))
-    return fig
