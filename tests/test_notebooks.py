@@ -68,6 +68,7 @@ AFTER_RUN_ALL = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * CELL_TIMEOUT_S)  # a whole notebook; each cell has CELL_TIMEOUT_S
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, kernel_env: str, tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)

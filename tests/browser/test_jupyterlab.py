@@ -202,6 +202,12 @@ def test_side_by_side_notebook_in_jupyterlab(
     page.locator(".wb-max-tokens input").press("Enter")
     page.locator(".wb-prompt textarea").fill("Name two fruits.")
     page.locator("button.wb-run").click()
+    # Models answer one after another: the second column says so until its turn.
+    page.wait_for_function(
+        "() => /queued/.test(document.querySelectorAll('.wb-compare .wb-column')[1]"
+        "?.textContent || '')",
+        polling=100,
+    )
 
     page.wait_for_function(_BOTH_COLUMNS_HAVE_TEXT, polling=200)
     page.wait_for_function(
@@ -210,6 +216,13 @@ def test_side_by_side_notebook_in_jupyterlab(
     )
     page.wait_for_function(_FIGURES_RENDERED, polling=500)
     assert "TTFT" in panel.locator(".wb-column").first.inner_text()
+    # The history's table is the workbench's own, not Polars' HTML repr.
+    assert page.locator(".wb-history-table table.wb-runs-table").count() == 1
+    assert "null" not in page.locator(".wb-history-table").inner_text()
+    # Light theme: figures on a transparent background with dark text.
+    plots = page.evaluate(_PLOTS)
+    assert plots and all(p and p["background"] in _CLEAR for p in plots), plots
+    assert all(p["text"] and _luminance(p["text"]) < 0.4 for p in plots), plots
     panel.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     panel.screenshot(path=str(tmp_path / "compare-panel.png"))
@@ -230,6 +243,9 @@ _PLOTS = """() => [...document.querySelectorAll('.jp-RenderedPlotly')].map(r => 
     text: text ? getComputedStyle(text).fill : null,
   };
 })"""
+
+
+_CLEAR = ("rgba(0, 0, 0, 0)", "transparent")
 
 
 def _luminance(css: str) -> float:
@@ -263,7 +279,7 @@ def test_every_notebook_runs_in_dark_jupyterlab_behind_a_hub_prefix(
         assert plots and all(plots), plots
         for plot in plots:
             # The notebook's dark background shows through; the text is light on it.
-            assert plot["background"] in ("rgba(0, 0, 0, 0)", "transparent"), plot
+            assert plot["background"] in _CLEAR, plot
             assert plot["text"] and _luminance(plot["text"]) > 0.6, plot
         page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
