@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -127,7 +126,7 @@ def test_a_venv_built_from_binder_alone_runs_every_notebook(tmp_path: Path) -> N
     home = tmp_path / "home"
     home.mkdir()
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data" / "prompts", data / "prompts")
+    data.mkdir()
     # This machine's settings must not leak in: no Jupyter or workbench variables, no
     # virtualenv; a home of its own (postBuild writes ~/.jupyter). The pip cache and the
     # package index configuration stay.

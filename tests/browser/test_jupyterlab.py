@@ -72,7 +72,7 @@ def _jupyterlab(
     shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".*"))
     shutil.copytree(ROOT / "data" / "gpu", root / "data" / "gpu")
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data" / "prompts", data / "prompts")
+    data.mkdir()
     _kernelspec(tmp_path / "jupyter")
     settings = tmp_path / "lab-settings"
     # No "get notified about Jupyter news?" toast over the screenshot.

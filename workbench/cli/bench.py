@@ -177,8 +177,8 @@ def _ratio_lines(frame: Any, baseline: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.bench import BenchError, BenchSettings, bench, bench_cases
-    from workbench.models.registry import ModelNotFound, default_models, resolve
+    from workbench.bench import BenchSettings, bench, bench_cases
+    from workbench.models.registry import default_models, resolve
 
     if args.repetitions < 1:
         raise CliError("-r must be at least 1")
@@ -191,9 +191,7 @@ def run(args: argparse.Namespace) -> int:
         type_v=args.cache_type_v,
         n_gpu_layers=args.n_gpu_layers,
     )
-    cases = bench_cases(
-        n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep
-    )
+    cases = bench_cases(n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep)
     refs = [resolve(m) for m in args.models] if args.models else default_models()
 
     total = len(cases) * len(refs)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return _catalog(args.json)
     if not args.spec:
         raise CliError("name a model: workbench pull NAME_OR_REPO[:FILE] (see --list)")
-    from workbench.models.hub import HubError, pull
+    from workbench.models.hub import pull
 
     budget = int(args.budget * 2**30) if args.budget else None
     result = pull(

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return _list(args.json)
     if not args.source or not args.output:
         raise CliError("usage: workbench twin SOURCE -o FILE (see --list for catalog names)")
-    from workbench.models.twin import TwinError, build_twin, describe
+    from workbench.models.twin import build_twin, describe
 
     print(f"writing twin of {args.source} -> {args.output}", file=sys.stderr)
     try:

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
 from workbench.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from workbench import errors
 from workbench.host import default_budget_bytes
 
@@ -47,6 +48,10 @@ _HEADER_MAX = 64 << 20
 
 HubError = errors.HubError
 """A pull failed; the message is one line naming the cause and what to do."""
+
+
+class UnknownSpec(HubError, errors.InputError):
+    """A name that is neither a catalog entry nor an ``owner/name`` id (bad input: exit 2)."""
 
 
 class ChecksumError(HubError):
@@ -152,7 +157,7 @@ def parse_spec(spec: str, *, quant: str | None = None) -> PullSpec:
         repo = base
     else:
         names = ", ".join(e.name for e in CATALOG)
-        raise HubError(f"{spec!r} is neither a catalog name ({names}) nor an owner/repo id")
+        raise UnknownSpec(f"{spec!r} is neither a catalog name ({names}) nor an owner/repo id")
     if tail.lower().endswith(".gguf"):
         return PullSpec(repo, filename=tail, quant=quant)
     return PullSpec(repo, quant=tail or quant)

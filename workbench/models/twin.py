@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from workbench.paths import twins_dir
-
+from workbench.errors import ModelError
 from workbench.models.gguf_info import (
     DEFAULT_ALIGNMENT,
     GGUF_MAGIC,
@@ -57,7 +56,7 @@ from workbench.models.twin_catalog import (
     layout,
     synthetic_vocab_kvs,
 )
-from workbench.errors import ModelError
+from workbench.paths import twins_dir
 
 if TYPE_CHECKING:
     import polars as pl
