@@ -2,7 +2,7 @@
 
 For each model, in one run, alternate two measurements of the same thing several times:
 
-- workbench: :func:`workbench.bench.bench` (a spawned child, the raw llama.cpp API);
+- workbench: :func:`workbench.speed.bench` (a spawned child, the raw llama.cpp API);
 - bare: the obvious direct loop written here, in this process: ``Llama(...)`` with the
   same settings, random tokens through ``Llama.eval`` in batches of ``n_batch`` for pp,
   one ``Llama.eval([token])`` per generated token for tg, one warm-up, the cache cleared
@@ -80,9 +80,9 @@ def bare_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from workbench.bench import BenchSettings, bench
     from workbench.host import host_info, physical_cores
     from workbench.models.registry import default_models, resolve
+    from workbench.speed import BenchSettings, bench
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-m", "--model", action="append", dest="models")

@@ -54,21 +54,15 @@ class Bare:
         import llama_cpp as lc
         from llama_cpp import Llama
 
-        from workbench.backends.llama_cpp import _load_params
+        from workbench.llama.params import flash_attn_arg, llama_kwargs, load_params
         from workbench.models.gguf_info import read_model_info
 
         self.lc = lc
-        params = _load_params(config, read_model_info(path))
-        flash = params.pop("flash_attn")
-        saved = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
-        if flash is None:  # llama.cpp's auto, as the workbench worker asks for it
-            lc.LLAMA_FLASH_ATTN_TYPE_ENABLED = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
-        try:
+        params = load_params(config, read_model_info(path)).as_dict()
+        with flash_attn_arg(lc, params["flash_attn"]) as flash:
             self.llm = Llama(
-                model_path=path, flash_attn=flash is not False, verbose=False, **params
+                model_path=path, flash_attn=flash, verbose=False, **llama_kwargs(params)
             )
-        finally:
-            lc.LLAMA_FLASH_ATTN_TYPE_ENABLED = saved
         self.config = config
         self.tokens = self._prompt_tokens(PROMPT)
 
@@ -119,26 +113,25 @@ class Bare:
 
 
 class WorkerLoop:
-    """workbench's worker-side generation loop (``_llama_worker._Model.generate``) run in
+    """workbench's worker-side generation loop (``gen_worker._Model.generate``) run in
     this process, its pipe drained by a thread: the worker's Python per-token cost without
     the second process. Used by ``--profile`` to split the overhead."""
 
     def __init__(self, path: str, config: Any) -> None:
         import multiprocessing as mp
-        import os
-        import tempfile
         import threading
 
-        from workbench.backends import _llama_worker
-        from workbench.backends.llama_cpp import _load_params
+        import llama_cpp
+
+        from workbench.llama import gen_worker
+        from workbench.llama.params import load_params
         from workbench.models.gguf_info import read_model_info
 
-        fd, log = tempfile.mkstemp(suffix=".log")
-        os.close(fd)
-        self.model = _llama_worker._Model(path, _load_params(config, read_model_info(path)), log)
+        params = load_params(config, read_model_info(path)).as_dict()
+        self.model = gen_worker._Model(llama_cpp, path, params)
         self.config = config
         self.send, self.recv = mp.Pipe()
-        self.cancel = mp.get_context("spawn").Event()
+        self.inbox = gen_worker._Inbox(mp.Pipe()[0])
         self.times: list[float] = []
         self.done = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -164,7 +157,7 @@ class WorkerLoop:
         }
         self.times.clear()
         self.done.clear()
-        self.model.generate(req, self.send, self.cancel)
+        self.model.generate(req, self.send, self.inbox)
         self.done.wait()
         return Sample(len(self.times), self.times[-1] - self.times[0], "")
 

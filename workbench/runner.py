@@ -15,12 +15,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from workbench import __version__
 from workbench.backends.base import (
     Backend,
     BackendError,
@@ -31,9 +32,11 @@ from workbench.backends.base import (
     Prompt,
     Token,
 )
-from workbench.host import default_budget_bytes
+from workbench.backends.llama_cpp import LlamaCppBackend, llama_cpp_version
+from workbench.backends.openai_http import OpenAIBackend
+from workbench.host import default_budget_bytes, host_info
 from workbench.models.gguf_info import GGUFError, ModelInfo
-from workbench.models.registry import ModelRef, file_sha256, resolve
+from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
 from workbench.store import RunStore, rows_to_frame
 
@@ -88,13 +91,9 @@ RunEvent = ResponseStarted | TokenChunk | ResponseFinished
 def backend_for(ref: ModelRef) -> Backend:
     """The engine that runs ``ref``: in-process llama.cpp, or an OpenAI-compatible server."""
     if ref.is_endpoint:
-        from workbench.backends.openai_http import OpenAIBackend
-
         return OpenAIBackend(
             ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
         )
-    from workbench.backends.llama_cpp import LlamaCppBackend
-
     return LlamaCppBackend(ref.path, name=ref.name)
 
 
@@ -103,10 +102,8 @@ class _Slot:
     ref: ModelRef
     backend: Backend
     info: ModelInfo | None = None
-    info_error: str | None = None
     sha256: str | None = None
     meta_done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -152,16 +149,18 @@ class Runner:
     # ------------------------------------------------------------------ memory
 
     def _make_room(self, name: str) -> None:
-        slot = self._slots[name]
-        estimate = getattr(slot.backend, "estimated_bytes", None)
-        if estimate is None or getattr(slot.backend, "loaded", False):
+        """Close least recently used models until ``name``'s load fits the budget."""
+        backend = self._slots[name].backend
+        if backend.loaded:
             return
-        need = int(estimate(self.config))
+        need = backend.estimated_bytes(self.config)
+        if need <= 0:  # nothing of this machine's memory (a server)
+            return
         while self._lru:
             used = sum(
-                int(getattr(self._slots[n].backend, "estimated_bytes")(self.config))  # noqa: B009
+                self._slots[n].backend.estimated_bytes(self.config)
                 for n in self._lru
-                if getattr(self._slots[n].backend, "loaded", False)
+                if self._slots[n].backend.loaded
             )
             if used + need <= self.budget_bytes:
                 break
@@ -169,9 +168,8 @@ class Runner:
             self._slots[victim].backend.close()
 
     def _touch(self, name: str) -> None:
-        if hasattr(self._slots[name].backend, "loaded"):
-            self._lru[name] = None
-            self._lru.move_to_end(name)
+        self._lru[name] = None
+        self._lru.move_to_end(name)
 
     # ------------------------------------------------------------------ rows
 
@@ -183,22 +181,16 @@ class Runner:
             return
         try:
             slot.info = slot.ref.info()
-        except GGUFError as e:
-            slot.info_error = str(e)
+        except GGUFError:  # the backend reports it when it tries to load the file
             return
         slot.sha256 = file_sha256(slot.ref.path)
 
     def _row(
         self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
     ) -> dict[str, Any]:
-        from workbench import __version__
-        from workbench.backends.llama_cpp import llama_cpp_version
-        from workbench.host import host_info
-
         slot = self._slots[name]
         cfg = self.config
         info = slot.info
-        seed = comp.extra.get("seed", cfg.seed)
         extra = {k: v for k, v in comp.extra.items() if k != "seed"}
         return {
             "run_id": self.run_id,
@@ -217,11 +209,11 @@ class Runner:
             "arch": info.arch if info else None,
             "quant": info.quant if info else None,
             "params": info.params if info else None,
-            "backend": getattr(slot.backend, "backend", type(slot.backend).__name__),
+            "backend": slot.backend.kind,
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
             "top_k": cfg.top_k,
-            "seed": seed,
+            "seed": comp.extra.get("seed", cfg.seed),
             "max_tokens": cfg.max_tokens,
             "n_ctx": comp.n_ctx if comp.n_ctx is not None else cfg.n_ctx,
             "n_threads": comp.n_threads if comp.n_threads is not None else cfg.n_threads,
@@ -362,17 +354,8 @@ def compare(
         reps: repetitions per prompt and model.
         store: True (the default data directory), a RunStore, or False to keep nothing.
     """
-    from dataclasses import replace
-
-    from workbench.models.registry import default_models
-
     prompts: Sequence[Prompt | str] = [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
     cfg = replace(config or GenerationConfig(), **settings)
     run_store = RunStore() if store is True else (store or None)
     with Runner(models or default_models(), cfg, store=run_store) as runner:
         return runner.run(prompts, reps=reps)
-
-
-def config_dict(config: GenerationConfig) -> dict[str, Any]:
-    """The config as a plain dict (for JSON output)."""
-    return asdict(config)

@@ -134,7 +134,7 @@ def test_bad_files_become_error_events(
 def test_close_ends_the_worker(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     _collect(b, "Hi")
-    pid = b._proc.pid if b._proc else None
+    pid = b.pid
     assert pid and b.loaded
     b.close()
     assert not b.loaded

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
 from workbench import errors
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -55,20 +56,6 @@ class GenerationConfig:
     """KV-cache type for K: f16, q8_0 or q4_0."""
     type_v: str = "f16"
     """KV-cache type for V: f16, q8_0 or q4_0 (quantized V needs flash attention)."""
-
-    def load_key(self) -> tuple[object, ...]:
-        """Fields that need a model reload when they change (the rest are per request)."""
-        return (
-            self.n_ctx,
-            self.n_threads,
-            self.n_gpu_layers,
-            self.flash_attn,
-            self.swa_full,
-            self.n_batch,
-            self.n_ubatch,
-            self.type_k,
-            self.type_v,
-        )
 
 
 @dataclass(frozen=True)
@@ -149,9 +136,26 @@ Event = Token | Done | Failed
 
 @runtime_checkable
 class Backend(Protocol):
-    """Turns one prompt into a stream of events."""
+    """Turns one prompt into a stream of events.
+
+    Besides streaming, a backend says what the runner needs to share memory between
+    models: which engine it is, whether it holds a model in this machine's memory now,
+    and how much memory a load would take.
+    """
 
     name: str
+    """Display name of the model."""
+    kind: str
+    """The engine, as the row's ``backend`` column records it ("llama-cpp", ...)."""
+
+    @property
+    def loaded(self) -> bool:
+        """True while a model is held in this machine's memory (never for a server)."""
+        ...
+
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """Memory of this machine a load with ``config`` would take (0 for a server)."""
+        ...
 
     def stream(
         self,

@@ -31,8 +31,8 @@ from workbench.backends.base import (
     BackendError,
     Completion,
     Done,
-    Failed,
     Event,
+    Failed,
     FinishReason,
     GenerationConfig,
     Prompt,
@@ -63,7 +63,9 @@ class OpenAIBackend:
             by llama.cpp's servers, vLLM, SGLang and Ollama; set False for a strict server).
     """
 
-    backend = "openai-http"
+    kind = "openai-http"
+    loaded = False
+    """The model lives in the server's memory, never in this process's budget."""
 
     def __init__(
         self,
@@ -369,6 +371,10 @@ class OpenAIBackend:
         except (OSError, http.client.HTTPException, ValueError, _StreamBroke):
             return []
         return [str(m.get("id")) for m in doc.get("data", []) if isinstance(m, dict)]
+
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """0: a served model takes none of this machine's memory budget."""
+        return 0
 
     def close(self) -> None:
         """Nothing to release: each request opens and closes its own connection."""
