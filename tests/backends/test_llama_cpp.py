@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,45 @@ def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text
     b = _collect(smol, "Write a word.", cfg)[-1].completion.text
     assert a == b
+
+
+def test_ttft_is_the_first_token_whitespace_included(gemma: Path) -> None:
+    """Gemma answers this prompt with "\n\n" first: time to first token ends there, as
+    llama.cpp and serving benchmarks count it, not at the first visible word one decode
+    step later."""
+    b = LlamaCppBackend(gemma)
+    try:
+        prompt = "Explain in two sentences why the sky is blue."
+        _collect(b, prompt)  # load, untimed
+        t0 = time.perf_counter()
+        arrivals: list[tuple[float, str]] = []
+        events = []
+        for ev in b.stream(Prompt(prompt), GREEDY):
+            events.append(ev)
+            if isinstance(ev, Token):
+                arrivals.append((time.perf_counter() - t0, ev.text))
+        assert arrivals[0][1].strip() == "", arrivals[:2]  # the case this test is about
+        c = events[-1].completion
+        assert c.ttft_s is not None and c.ttft_s <= arrivals[0][0]
+        assert c.load_s == 0.0
+    finally:
+        b.close()
+
+
+def test_wall_rate_counts_the_decode_steps_of_its_window(smol: LlamaCppBackend) -> None:
+    """gen_tps_wall = decode steps after the first token / (end - first token). An answer
+    that ends on an end-of-generation token took one step per visible token after the
+    first plus one for that token; an answer cut by max_tokens one step fewer."""
+    cfg = GenerationConfig(temperature=0.0, seed=7, max_tokens=48, n_ctx=512)
+    stop = _collect(smol, "What is 2+2? Answer with a number only.", cfg)[-1].completion
+    assert stop.finish_reason == "stop" and stop.completion_tokens
+    assert stop.gen_tps_wall and stop.total_s and stop.ttft_s
+    window = stop.total_s - stop.ttft_s
+    assert stop.gen_tps_wall * window == pytest.approx(stop.completion_tokens)
+    cut = _collect(smol, "Count from 1 to 100.", replace(cfg, max_tokens=8))[-1].completion
+    assert cut.finish_reason == "length" and cut.completion_tokens == 8
+    assert cut.gen_tps_wall and cut.total_s and cut.ttft_s
+    assert cut.gen_tps_wall * (cut.total_s - cut.ttft_s) == pytest.approx(7)
 
 
 def test_base_model_gets_plain_completion(gemma: Path) -> None:

@@ -84,15 +84,17 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     ttft_s: float | None = None
-    """Wall time from submit to the first non-empty streamed text."""
+    """Time to first token: wall time from submit to the first generated token, whitespace
+    included (as llama.cpp's and serving benchmarks count it); model loading excluded."""
     total_s: float | None = None
-    """Wall time from submit to the end of the stream."""
+    """Wall time from submit to the end of the stream (model loading excluded)."""
     prompt_tps: float | None = None
     """Prompt tokens evaluated / prompt eval time, from the engine's counters."""
     gen_tps: float | None = None
     """Generated tokens / generation time, from the engine's counters."""
     gen_tps_wall: float | None = None
-    """Generated tokens / wall time from first token to end (what a user sees)."""
+    """Decode steps after the first token / wall time from the first token to the end of
+    the stream (what a user sees); a closing end-of-generation token counts as a step."""
     load_s: float | None = None
     """Time spent loading the model for this request (0 when it was already loaded)."""
     peak_rss_bytes: int | None = None

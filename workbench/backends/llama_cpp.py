@@ -206,11 +206,12 @@ class LlamaCppBackend:
                 return
             kind = msg[0]
             if kind == "token":
-                if t_first is None and msg[1].strip():
+                if t_first is None:  # the first token, whitespace (or nothing) or not
                     t_first = time.perf_counter()
                     comp.ttft_s = t_first - t0
-                parts.append(msg[1])
-                yield Token(msg[1])
+                if msg[1]:
+                    parts.append(msg[1])
+                    yield Token(msg[1])
                 continue
             t_end = time.perf_counter()
             figures: dict[str, Any] = msg[2] if kind == "error" else msg[1]
@@ -240,10 +241,10 @@ class LlamaCppBackend:
             comp.prompt_tps = f["n_p_eval"] / (f["t_p_eval_ms"] / 1000)
         if f.get("n_eval") and f.get("t_eval_ms"):
             comp.gen_tps = f["n_eval"] / (f["t_eval_ms"] / 1000)
-        n = comp.completion_tokens or 0
-        if t_first is not None and n > 1 and t_end > t_first:
-            # The first token arrives at t_first; the rest are generated after it.
-            comp.gen_tps_wall = (n - 1) / (t_end - t_first)
+        steps = f.get("gen_steps") or 0
+        if t_first is not None and steps > 0 and t_end > t_first:
+            # The window from the first token to the end holds exactly `steps` decodes.
+            comp.gen_tps_wall = steps / (t_end - t_first)
         comp.peak_rss_bytes = f.get("peak_rss_bytes")
         comp.kv_cache_bytes = self._load_info.get("kv_cache_bytes")
         comp.n_ctx = f.get("n_ctx")

@@ -7,7 +7,9 @@ Messages are plain tuples:
 - on start -> ``("ready", info)`` once llama_cpp is imported;
 - ``("load", path, params)`` -> ``("loaded", info)`` | ``("error", message)``;
 - ``("generate", request)`` -> ``("token", text)``* then ``("done", figures)`` |
-  ``("error", message, figures)``;
+  ``("error", message, figures)``; the first ``token`` goes out the moment the first token
+  is produced (its text may be whitespace, or empty while a UTF-8 character is
+  incomplete), so the parent times it;
 - ``("cancel",)`` during a generation stops it (one arriving later is ignored);
 - ``("close",)`` -> the process exits.
 """
@@ -175,8 +177,8 @@ class _Model:
         lc.llama_perf_context_reset(llm.ctx)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending: list[str] = []
-        visible_sent = False
         last_send = 0.0
+        produced = 0  # tokens sampled, the end-of-generation one included
         n_gen = 0
         finish = "length"
         vocab, piece_of, is_eog = self.vocab, self.piece, lc.llama_vocab_is_eog
@@ -189,6 +191,7 @@ class _Model:
             repeat_penalty=1.0,
             reset=True,
         ):
+            produced += 1
             if is_eog(vocab, tok):
                 finish = "stop"
                 break
@@ -196,16 +199,14 @@ class _Model:
             piece = decoder.decode(piece_of(tok))
             if piece:
                 pending.append(piece)
-                now = time.perf_counter()
-                # Until visible text has gone out, every piece goes at once (the parent
-                # times the first token); after that, pieces are batched so that each
-                # token does not wake the parent (and stall llama.cpp's threads).
-                if not visible_sent or now - last_send >= _SEND_INTERVAL_S:
-                    text = "".join(pending)
-                    pending.clear()
-                    conn.send(("token", text))
-                    last_send = now
-                    visible_sent = visible_sent or bool(text.strip())
+            now = time.perf_counter()
+            # The first token goes out at once (the parent times it); after that pieces
+            # are batched so that each token does not wake the parent (and stall
+            # llama.cpp's threads).
+            if n_gen == 1 or (pending and now - last_send >= _SEND_INTERVAL_S):
+                conn.send(("token", "".join(pending)))
+                pending.clear()
+                last_send = now
             if inbox.stop_requested():
                 finish = "cancelled"
                 break
@@ -218,6 +219,9 @@ class _Model:
         figures.update(
             finish_reason=finish,
             completion_tokens=n_gen,
+            # decode steps after the first token: the window the parent's wall-clock
+            # rate divides (the end-of-generation token took one step too)
+            gen_steps=max(produced - 1, 0),
             n_p_eval=perf.n_p_eval,
             t_p_eval_ms=perf.t_p_eval_ms,
             n_eval=perf.n_eval,
