@@ -229,6 +229,7 @@ class Runner:
             "prompt_tps": comp.prompt_tps,
             "gen_tps": comp.gen_tps,
             "gen_tps_wall": comp.gen_tps_wall,
+            "spawn_s": comp.spawn_s,
             "load_s": comp.load_s,
             "peak_rss_bytes": comp.peak_rss_bytes,
             "kv_cache_bytes": comp.kv_cache_bytes,

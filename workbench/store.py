@@ -56,6 +56,7 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "prompt_tps": pl.Float64(),
     "gen_tps": pl.Float64(),
     "gen_tps_wall": pl.Float64(),
+    "spawn_s": pl.Float64(),
     "load_s": pl.Float64(),
     "peak_rss_bytes": pl.Int64(),
     "kv_cache_bytes": pl.Int64(),

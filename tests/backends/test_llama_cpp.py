@@ -62,6 +62,24 @@ def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     assert b.gen_tps is not None and b.completion_tokens == a.completion_tokens
 
 
+def test_spawn_and_load_are_reported_apart(smollm: Path) -> None:
+    """Starting the worker (interpreter, import llama_cpp) is spawn_s; loading the model
+    is load_s; a warm model costs neither, and a changed load setting reloads the model
+    in the running worker."""
+    b = LlamaCppBackend(smollm)
+    try:
+        first = _collect(b, "Hi")[-1].completion
+        assert first.spawn_s and first.spawn_s > 0 and first.load_s and first.load_s > 0
+        pid = b.pid
+        warm = _collect(b, "Hi")[-1].completion
+        assert (warm.spawn_s, warm.load_s) == (0.0, 0.0)
+        other = _collect(b, "Hi", replace(GREEDY, n_ctx=256))[-1].completion
+        assert other.spawn_s == 0.0 and other.load_s and other.load_s > 0
+        assert b.pid == pid
+    finally:
+        b.close()
+
+
 def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     cfg = GenerationConfig(temperature=0.9, seed=1234, max_tokens=16, n_ctx=512)
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text

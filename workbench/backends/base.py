@@ -95,6 +95,9 @@ class Completion:
     gen_tps_wall: float | None = None
     """Decode steps after the first token / wall time from the first token to the end of
     the stream (what a user sees); a closing end-of-generation token counts as a step."""
+    spawn_s: float | None = None
+    """Time spent starting the engine's worker for this request (interpreter start and
+    ``import llama_cpp``; 0 when it was running)."""
     load_s: float | None = None
     """Time spent loading the model for this request (0 when it was already loaded)."""
     peak_rss_bytes: int | None = None

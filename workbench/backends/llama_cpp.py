@@ -6,6 +6,11 @@ GGUF files make llama.cpp abort the whole process (a GGML_ASSERT, not a Python
 exception); in a worker that abort becomes a :class:`Failed` event naming the model and
 the assertion, and the caller lives on. A worker also makes Stop immediate (a stuck
 worker is killed) and frees the model's memory for certain when it is closed.
+
+Figures, as the row records them: ``spawn_s`` (starting the worker: interpreter and
+``import llama_cpp``), ``load_s`` (loading the model), then, per request, ``ttft_s``
+(submit to the first generated token) and ``gen_tps_wall`` (decode steps after the first
+token per second of wall time until the stream ends).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,16 @@ def llama_cpp_version() -> str | None:
         return version("llama-cpp-python")
     except PackageNotFoundError:
         return None
+
+
+@dataclass(frozen=True)
+class LoadTimes:
+    """What making a model ready took (0 for a step that was not needed)."""
+
+    spawn_s: float
+    """Starting the worker process (interpreter start and ``import llama_cpp``)."""
+    load_s: float
+    """Loading the model into the running worker."""
 
 
 class LlamaCppBackend:
@@ -95,9 +111,9 @@ class LlamaCppBackend:
         except (GGUFError, InputError) as e:
             raise BackendError(str(e)) from None
 
-    def load(self, config: GenerationConfig) -> float:
+    def load(self, config: GenerationConfig) -> LoadTimes:
         """Start the worker if needed and load (or reload, when a load setting changed)
-        the model; returns the seconds spent.
+        the model.
 
         Raises:
             BackendError: the file is missing, corrupt, unsupported or aborts llama.cpp,
@@ -105,13 +121,14 @@ class LlamaCppBackend:
         """
         params = self._params(config)
         if self.loaded and params == self._loaded:
-            return 0.0
-        t0 = time.perf_counter()
+            return LoadTimes(0.0, 0.0)
+        spawn_s = 0.0
         if not self._worker.alive:
             self._loaded = None
-            self._worker.start()
+            spawn_s = self._worker.start()
         w = self._worker
         offset = w.log_size()
+        t0 = time.perf_counter()
         w.send(("load", str(self.path), params.as_dict()))
         msg = w.recv()
         load_s = time.perf_counter() - t0
@@ -130,7 +147,7 @@ class LlamaCppBackend:
             "flash_attn": flash_attn_used(log, params.flash_attn),
         }
         self._loaded = params
-        return load_s
+        return LoadTimes(spawn_s, load_s)
 
     def close(self) -> None:
         """Stop the worker; the model's memory is returned to the system."""
@@ -159,11 +176,12 @@ class LlamaCppBackend:
     ) -> Iterator[Event]:
         comp = Completion()
         try:
-            comp.load_s = self.load(config)
+            times = self.load(config)
         except BackendError as e:
             comp.finish_reason, comp.error = "error", str(e)
             yield Failed(str(e), comp)
             return
+        comp.spawn_s, comp.load_s = times.spawn_s, times.load_s
         request = {
             "prompt": prompt.text,
             "system_prompt": config.system_prompt,
