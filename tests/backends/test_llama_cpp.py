@@ -80,6 +80,29 @@ def test_spawn_and_load_are_reported_apart(smollm: Path) -> None:
         b.close()
 
 
+@pytest.mark.parametrize("arch", ["qwen35", "gemma3"])
+def test_a_warm_model_answers_as_a_fresh_one(arch: str, tmp_path: Path) -> None:
+    """Between requests only the cache's cells are cleared, not its buffers: a request
+    after another one samples exactly what a fresh worker samples, for a hybrid
+    (recurrent state + attention) and a sliding-window model alike."""
+    from workbench.testing import write_fixture
+
+    path = write_fixture(arch, tmp_path / f"{arch}.gguf")
+    # Sampled, not greedy: any state left over from the first prompt would show.
+    cfg = GenerationConfig(temperature=1.5, top_k=0, top_p=1.0, seed=1, max_tokens=12, n_ctx=256)
+    warm, fresh = LlamaCppBackend(path), LlamaCppBackend(path)
+    try:
+        _collect(warm, "one two three four five six seven eight", cfg)
+        again = _collect(warm, "nine", cfg)[-1].completion
+        first = _collect(fresh, "nine", cfg)[-1].completion
+        assert again.error is None and again.text.strip()
+        assert again.load_s == 0.0
+        assert (again.text, again.prompt_tokens) == (first.text, first.prompt_tokens)
+    finally:
+        warm.close()
+        fresh.close()
+
+
 def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     cfg = GenerationConfig(temperature=0.9, seed=1234, max_tokens=16, n_ctx=512)
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text
