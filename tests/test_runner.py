@@ -126,6 +126,7 @@ def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
                 rows.append(ev.row)
     assert rows[0]["finish_reason"] == "cancelled"
     assert rows[0]["response"]
+    assert isinstance(rows[0]["seed"], int), "the seed drawn for an open config is recorded"
     assert store.load()["finish_reason"].to_list() == ["cancelled"]
 
 

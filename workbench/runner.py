@@ -191,7 +191,7 @@ class Runner:
         slot = self._slots[name]
         cfg = self.config
         info = slot.info
-        extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        extra = comp.extra
         return {
             "run_id": self.run_id,
             "row_id": uuid.uuid4().hex,
@@ -213,7 +213,7 @@ class Runner:
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
             "top_k": cfg.top_k,
-            "seed": comp.extra.get("seed", cfg.seed),
+            "seed": comp.seed if comp.seed is not None else cfg.seed,
             "max_tokens": cfg.max_tokens,
             "n_ctx": comp.n_ctx if comp.n_ctx is not None else cfg.n_ctx,
             "n_threads": comp.n_threads if comp.n_threads is not None else cfg.n_threads,

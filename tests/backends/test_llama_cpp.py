@@ -149,6 +149,21 @@ def test_wall_rate_counts_the_decode_steps_of_its_window(smol: LlamaCppBackend) 
     assert cut.gen_tps_wall * (cut.total_s - cut.ttft_s) == pytest.approx(7)
 
 
+def test_a_new_seed_keeps_the_model_and_an_open_seed_is_recorded(
+    smol: LlamaCppBackend,
+) -> None:
+    cfg = GenerationConfig(temperature=0.9, seed=1, max_tokens=12, n_ctx=512)
+    _collect(smol, "Write a word.", cfg)
+    pid = smol.pid
+    other = _collect(smol, "Write a word.", replace(cfg, seed=2))[-1].completion
+    assert (other.spawn_s, other.load_s, other.seed) == (0.0, 0.0, 2)
+    assert smol.pid == pid, "a seed is per request: no reload, no new worker"
+    drawn = _collect(smol, "Write a word.", replace(cfg, seed=None))[-1].completion
+    assert isinstance(drawn.seed, int) and 0 <= drawn.seed < 0xFFFFFFFF
+    again = _collect(smol, "Write a word.", replace(cfg, seed=drawn.seed))[-1].completion
+    assert again.text == drawn.text, "the recorded seed reproduces the text"
+
+
 def test_base_model_gets_plain_completion(gemma: Path) -> None:
     b = LlamaCppBackend(gemma)
     try:

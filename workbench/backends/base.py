@@ -33,7 +33,7 @@ class GenerationConfig:
     top_k: int = 40
     """Sample among the k most likely tokens (0 disables)."""
     seed: int | None = None
-    """RNG seed for sampling; with temperature 0 the output is deterministic anyway."""
+    """RNG seed for sampling; None draws one per request, and the row records it."""
     max_tokens: int = 256
     """Upper bound on generated tokens."""
     system_prompt: str | None = None
@@ -100,6 +100,8 @@ class Completion:
     ``import llama_cpp``; 0 when it was running)."""
     load_s: float | None = None
     """Time spent loading the model for this request (0 when it was already loaded)."""
+    seed: int | None = None
+    """The sampling seed actually used (drawn when the config left it None)."""
     peak_rss_bytes: int | None = None
     """Peak resident memory of the process that ran the model."""
     kv_cache_bytes: int | None = None

@@ -16,6 +16,7 @@ token per second of wall time until the stream ends).
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from workbench.models.memory import plan
 _CANCEL_GRACE_S = 5.0
 """After Stop, a worker that has not answered within this many seconds (stuck in a long
 prompt evaluation) is killed."""
+_SEED_LIMIT = 0xFFFFFFFF
+"""llama.cpp's LLAMA_DEFAULT_SEED ("pick one", unrecorded): drawn seeds stay below it."""
 
 
 def llama_cpp_version() -> str | None:
@@ -182,13 +185,16 @@ class LlamaCppBackend:
             yield Failed(str(e), comp)
             return
         comp.spawn_s, comp.load_s = times.spawn_s, times.load_s
+        # The seed is per request (not a load setting); one left open is drawn here, so
+        # the row can say which one produced the text.
+        comp.seed = config.seed if config.seed is not None else random.randrange(_SEED_LIMIT)
         request = {
             "prompt": prompt.text,
             "system_prompt": config.system_prompt,
             "temperature": config.temperature,
             "top_p": config.top_p,
             "top_k": config.top_k,
-            "seed": config.seed,
+            "seed": comp.seed,
             "max_tokens": config.max_tokens,
         }
         w = self._worker
@@ -268,8 +274,6 @@ class LlamaCppBackend:
         comp.n_ctx = f.get("n_ctx")
         comp.n_threads = f.get("n_threads")
         comp.flash_attn = self._load_info.get("flash_attn")
-        if f.get("seed") is not None:
-            comp.extra["seed"] = f["seed"]
 
     def estimated_bytes(self, config: GenerationConfig) -> int:
         """Memory this model is expected to need once loaded (weights + KV cache)."""

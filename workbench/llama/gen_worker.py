@@ -167,8 +167,7 @@ class _Model:
             )
             return
         max_tokens = min(int(req["max_tokens"]), self.n_ctx - len(tokens))
-        seed = req.get("seed")
-        llm.set_seed(int(seed) if seed is not None else lc.LLAMA_DEFAULT_SEED)
+        llm.set_seed(int(req["seed"]))
         # Every request starts from an empty cache, so the prompt figures measure the
         # whole prompt and a seed reproduces the same text. Only the cells are cleared
         # (data=False, as llama-bench does): zeroing the buffers costs ~0.1 s per GiB of
@@ -228,7 +227,6 @@ class _Model:
             t_p_eval_ms=perf.t_p_eval_ms,
             n_eval=perf.n_eval,
             t_eval_ms=perf.t_eval_ms,
-            seed=int(seed) if seed is not None else None,
             peak_rss_bytes=_peak_rss(),
         )
         conn.send(("done", figures))
