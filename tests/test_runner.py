@@ -39,6 +39,7 @@ def test_side_by_side_rows(runner: Runner) -> None:
         for col in ("ttft_s", "gen_tps", "prompt_tps", "total_s", "peak_rss_bytes"):
             assert r[col] is not None and r[col] > 0, col
         assert r["spawn_s"] is not None and r["load_s"] is not None
+        assert (r["min_p"], r["repeat_penalty"]) == (CFG.min_p, CFG.repeat_penalty)
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"

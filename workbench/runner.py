@@ -213,6 +213,8 @@ class Runner:
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
             "top_k": cfg.top_k,
+            "min_p": cfg.min_p,
+            "repeat_penalty": cfg.repeat_penalty,
             "seed": comp.seed if comp.seed is not None else cfg.seed,
             "max_tokens": cfg.max_tokens,
             "n_ctx": comp.n_ctx if comp.n_ctx is not None else cfg.n_ctx,

@@ -40,6 +40,8 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "temperature": pl.Float64(),
     "top_p": pl.Float64(),
     "top_k": pl.Int32(),
+    "min_p": pl.Float64(),
+    "repeat_penalty": pl.Float64(),
     "seed": pl.Int64(),
     "max_tokens": pl.Int32(),
     "n_ctx": pl.Int32(),

@@ -164,6 +164,23 @@ def test_a_new_seed_keeps_the_model_and_an_open_seed_is_recorded(
     assert again.text == drawn.text, "the recorded seed reproduces the text"
 
 
+def test_min_p_and_repeat_penalty_reach_the_sampler(smol: LlamaCppBackend) -> None:
+    greedy = GenerationConfig(temperature=0.0, max_tokens=24, n_ctx=512)
+    hot = replace(greedy, temperature=1.5, top_k=0, top_p=1.0, seed=3)
+
+    def text(prompt: str, cfg: GenerationConfig) -> str:
+        done = _collect(smol, prompt, cfg)[-1]
+        assert isinstance(done, Done), done
+        return done.completion.text
+
+    plain = text("Name three colours.", greedy)
+    # min_p = 1 keeps only the most likely token: even a hot sampler answers greedily
+    assert text("Name three colours.", replace(hot, min_p=1.0)) == plain
+    assert text("Name three colours.", replace(hot, min_p=0.0)) != plain
+    cats = "Write the word cat ten times."
+    assert text(cats, replace(greedy, repeat_penalty=1.5)) != text(cats, greedy)
+
+
 def test_base_model_gets_plain_completion(gemma: Path) -> None:
     b = LlamaCppBackend(gemma)
     try:

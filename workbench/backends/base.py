@@ -32,6 +32,10 @@ class GenerationConfig:
     """Nucleus sampling probability mass."""
     top_k: int = 40
     """Sample among the k most likely tokens (0 disables)."""
+    min_p: float = 0.05
+    """Drop tokens less likely than this fraction of the most likely one (0 disables)."""
+    repeat_penalty: float = 1.0
+    """Penalty on recently generated tokens (1.0 = none)."""
     seed: int | None = None
     """RNG seed for sampling; None draws one per request, and the row records it."""
     max_tokens: int = 256

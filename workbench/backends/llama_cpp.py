@@ -194,6 +194,8 @@ class LlamaCppBackend:
             "temperature": config.temperature,
             "top_p": config.top_p,
             "top_k": config.top_k,
+            "min_p": config.min_p,
+            "repeat_penalty": config.repeat_penalty,
             "seed": comp.seed,
             "max_tokens": config.max_tokens,
         }

@@ -123,7 +123,9 @@ class OpenAIBackend:
         if self.sampling_extras:
             # The in-process backend samples with these; sending them makes a served
             # llama.cpp model answer exactly as the local one does.
-            body.update(top_k=config.top_k, min_p=0.05, repeat_penalty=1.0)
+            body.update(
+                top_k=config.top_k, min_p=config.min_p, repeat_penalty=config.repeat_penalty
+            )
         return body
 
     def _connection(self) -> http.client.HTTPConnection:

@@ -187,9 +187,9 @@ class _Model:
             tokens,
             top_k=int(req["top_k"]),
             top_p=float(req["top_p"]),
-            min_p=0.05,
+            min_p=float(req["min_p"]),
             temp=float(req["temperature"]),
-            repeat_penalty=1.0,
+            repeat_penalty=float(req["repeat_penalty"]),
             reset=False,  # reset=True would call llm.reset() (see above)
         ):
             produced += 1
