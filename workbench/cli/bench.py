@@ -131,7 +131,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             tps = f"{r['tps_mean']:.2f} ± {r['tps_sd']:.2f}"
         body.append(
             [
-                r["model"],
+                r["model"] + (" (twin)" if r.get("twin") else ""),
                 "-" if r["n_gpu_layers"] is None else str(r["n_gpu_layers"]),
                 "-" if r["n_threads"] is None else str(r["n_threads"]),
                 "-" if r["n_batch"] is None else str(r["n_batch"]),
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(row: dict[str, Any]) -> None:
         nonlocal done
         done += 1
-        model = row["model"]
+        model = row["model"] + (" (twin)" if row.get("twin") else "")
         if row["error"]:
             what = f"{model} {_test_name(row)}: error: {row['error']}"
         else:

@@ -21,6 +21,7 @@ BENCH_SCHEMA: dict[str, pl.DataType] = {
     "quant": pl.String(),
     "params": pl.Int64(),
     "size_bytes": pl.Int64(),
+    "twin": pl.Boolean(),
     "backend": pl.String(),
     "test": pl.String(),
     "n_prompt": pl.Int32(),
@@ -47,8 +48,9 @@ BENCH_SCHEMA: dict[str, pl.DataType] = {
     "host": pl.String(),
 }
 """One row per (model, settings, depth, test). ``flash_attn`` is the request (null =
-auto), ``flash_attn_used`` what llama.cpp chose. Error rows carry ``error`` and
-whatever settings were known; their rates are null. ``host`` holds JSON."""
+auto), ``flash_attn_used`` what llama.cpp chose. ``twin`` is true for a synthetic twin
+(random weights: its speed is the original's, its text is not). Error rows carry
+``error`` and whatever settings were known; their rates are null. ``host`` holds JSON."""
 
 BENCH_TABLE = "bench"
 

@@ -162,6 +162,7 @@ def _row(
         "quant": info.quant if info else None,
         "params": info.params if info else None,
         "size_bytes": info.size_bytes if info else None,
+        "twin": info.is_twin if info else None,
         "backend": "llama-cpp",
         "reps": reps,
         "interleaved": interleaved,
