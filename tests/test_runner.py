@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -141,3 +144,27 @@ def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
     with Runner(bundled, cfg, budget_bytes=8 * 2**30) as r:
         r.run(["Hi"])
         assert all(r._slots[n].backend.loaded for n in r.model_names)  # type: ignore[attr-defined]
+
+
+def test_compare_works_from_a_plain_script_without_a_main_guard(
+    smollm: Path, tmp_path: Path
+) -> None:
+    """The README's snippet saved as a script: workers start as their own module, never by
+    re-importing the caller's __main__ (which is what multiprocessing's spawn did)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import workbench as wb
+            frame = wb.compare("Name a colour.", models=[{str(smollm)!r}], max_tokens=4,
+                               n_ctx=256, store=False)
+            print("ERROR", frame["error"][0])
+            print("TEXT", bool(frame["response"][0]))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ERROR None" in proc.stdout and "TEXT True" in proc.stdout, proc.stdout
