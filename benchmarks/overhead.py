@@ -91,8 +91,8 @@ class Bare:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        from workbench.gguf import read_model_info
         from workbench.llama.params import flash_attn_arg, llama_kwargs, load_params
-        from workbench.models.gguf_info import read_model_info
 
         self.lc = lc
         self.params = load_params(config, read_model_info(path)).as_dict()

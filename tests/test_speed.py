@@ -141,7 +141,7 @@ def test_paired_interval_covers_the_true_median_95_percent_of_the_time() -> None
 
 
 def test_interleave_refuses_models_that_do_not_fit_together(smollm: Path) -> None:
-    from workbench.models.gguf_info import read_model_info
+    from workbench.gguf import read_model_info
 
     info = read_model_info(smollm)
     check_interleave_fits([info, info], available_bytes=10 * info.size_bytes)

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError
-from workbench.paths import CONFIG_NAME, project_config_path, user_config_path
+from workbench.paths import project_config_path, user_config_path
+
 
 class ConfigError(InputError):
     """A workbench.toml that cannot be used; the message names the file and the key."""

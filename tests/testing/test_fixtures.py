@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.models.gguf_info import read_model_info, validate_header
+from workbench.gguf import read_model_info, validate_header
 from workbench.testing import FIXTURE_ARCHS, VARIANTS, write_fixture
 from workbench.testing.probe import ProbeConfig, probe_memory
 

@@ -36,10 +36,10 @@ from workbench.backends.base import (
     Token,
 )
 from workbench.errors import InputError
+from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.llama.log import buffers, failure_cause, flash_attn_used
 from workbench.llama.params import LoadParams, load_params
 from workbench.llama.process import Worker
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.memory import plan
 
 _CANCEL_GRACE_S = 5.0

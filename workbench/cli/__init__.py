@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
 from workbench import __version__
 from workbench.errors import InputError, WorkbenchError, one_line
 

@@ -9,39 +9,23 @@ and the KV-cache type ids mean the same in every worker.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from workbench.backends.base import GenerationConfig
-from workbench.errors import InputError
+from workbench.gguf import ModelInfo, kv_cache_type
 from workbench.host import physical_cores
-from workbench.models.gguf_info import ModelInfo
-from workbench.models.memory import KV_TYPES
-
-
-class SettingError(InputError):
-    """A setting llama.cpp cannot take (the message names it and the accepted values)."""
-
-
-@functools.cache
-def _kv_ids() -> dict[str, int]:
-    from gguf import GGMLQuantizationType
-
-    return {name: int(GGMLQuantizationType[name.upper()]) for name in KV_TYPES}
 
 
 def kv_type_id(name: str) -> int:
-    """llama.cpp's ggml type id of a KV-cache type (``f16`` -> 1, ``q8_0`` -> 8).
+    """llama.cpp's ggml type id of a KV-cache type (``f16`` -> 1, ``q8_0`` -> 8), from the
+    one KV-cache table (:data:`workbench.gguf.KV_CACHE_TYPES`).
 
     Raises:
-        SettingError: a type llama.cpp does not accept for the cache.
+        UnknownKVCacheType: a type llama.cpp does not accept for the cache.
     """
-    ids = _kv_ids()
-    if name not in ids:
-        raise SettingError(f"unknown KV-cache type {name!r} (use one of {', '.join(ids)})")
-    return ids[name]
+    return int(kv_cache_type(name))
 
 
 @dataclass(frozen=True)
@@ -72,7 +56,7 @@ def load_params(config: GenerationConfig, info: ModelInfo) -> LoadParams:
     """The load parameters of ``config`` for the model ``info`` describes.
 
     Raises:
-        SettingError: an unknown KV-cache type.
+        UnknownKVCacheType: an unknown KV-cache type.
     """
     n_ctx = config.n_ctx
     if info.n_ctx_train:

@@ -23,13 +23,9 @@ Example:
 
 from __future__ import annotations
 
+from workbench.schemas import BENCH_SCHEMA
 from workbench.speed.cases import BenchCase, BenchError, BenchSettings, bench_cases
-from workbench.speed.results import (
-    BENCH_SCHEMA,
-    load_bench,
-    load_tool_comparison,
-    rows_to_bench_frame,
-)
+from workbench.speed.results import load_bench, load_tool_comparison, rows_to_bench_frame
 from workbench.speed.run import bench, check_interleave_fits, iter_bench
 from workbench.speed.stats import PairedRatio, RateStats, paired_ratio, rate_stats, speed_ratios
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from workbench.errors import InputError
+from workbench.gguf import UnknownKVCacheType
 from workbench.host import physical_cores
-from workbench.llama.params import SettingError, kv_type_id
+from workbench.llama.params import kv_type_id
 
 
 class BenchError(InputError):
@@ -55,7 +56,7 @@ class BenchSettings:
         for t in (*self.type_k, *self.type_v):
             try:
                 kv_type_id(t)
-            except SettingError as e:
+            except UnknownKVCacheType as e:
                 raise BenchError(str(e)) from None
         for name in ("n_batch", "n_ubatch"):
             if any(int(v) < 1 for v in getattr(self, name)):

@@ -1,4 +1,5 @@
-"""Bench rows: their schema, frames of them, the stored table, tool comparisons."""
+"""Bench rows (:data:`workbench.schemas.BENCH_SCHEMA`): frames of them, the stored table,
+tool comparisons."""
 
 from __future__ import annotations
 
@@ -10,47 +11,8 @@ from typing import Any
 import polars as pl
 
 from workbench.paths import data_dir
+from workbench.schemas import BENCH_SCHEMA
 from workbench.store import load_table
-
-BENCH_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-    "model": pl.String(),
-    "model_path": pl.String(),
-    "arch": pl.String(),
-    "quant": pl.String(),
-    "params": pl.Int64(),
-    "size_bytes": pl.Int64(),
-    "twin": pl.Boolean(),
-    "backend": pl.String(),
-    "test": pl.String(),
-    "n_prompt": pl.Int32(),
-    "n_gen": pl.Int32(),
-    "depth": pl.Int32(),
-    "reps": pl.Int32(),
-    "interleaved": pl.Boolean(),
-    "n_threads": pl.Int32(),
-    "n_batch": pl.Int32(),
-    "n_ubatch": pl.Int32(),
-    "flash_attn": pl.Boolean(),
-    "flash_attn_used": pl.Boolean(),
-    "type_k": pl.String(),
-    "type_v": pl.String(),
-    "n_gpu_layers": pl.Int32(),
-    "n_ctx": pl.Int32(),
-    "tps_mean": pl.Float64(),
-    "tps_sd": pl.Float64(),
-    "samples_tps": pl.List(pl.Float64()),
-    "samples_ns": pl.List(pl.Int64()),
-    "error": pl.String(),
-    "workbench_version": pl.String(),
-    "llama_cpp_version": pl.String(),
-    "host": pl.String(),
-}
-"""One row per (model, settings, depth, test). ``flash_attn`` is the request (null =
-auto), ``flash_attn_used`` what llama.cpp chose. ``twin`` is true for a synthetic twin
-(random weights: its speed is the original's, its text is not). Error rows carry
-``error`` and whatever settings were known; their rates are null. ``host`` holds JSON."""
 
 BENCH_TABLE = "bench"
 

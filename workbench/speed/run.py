@@ -23,13 +23,14 @@ import psutil
 from workbench import __version__
 from workbench.backends.llama_cpp import llama_cpp_version
 from workbench.errors import BackendError
+from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.host import host_info
 from workbench.llama.process import Worker
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 from workbench.paths import data_dir
+from workbench.schemas import BENCH_SCHEMA
 from workbench.speed.cases import BenchCase, BenchError, BenchSettings, bench_cases
-from workbench.speed.results import BENCH_SCHEMA, BENCH_TABLE, rows_to_bench_frame
+from workbench.speed.results import BENCH_TABLE, rows_to_bench_frame
 from workbench.speed.stats import rate_stats
 from workbench.store import append_table
 

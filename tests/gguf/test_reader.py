@@ -1,4 +1,5 @@
-"""The header reader against gguf.GGUFReader, on the real bundled files."""
+"""The header reader against gguf.GGUFReader, on the real bundled files; the writer and
+the name and KV-cache tables of the GGUF layer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from workbench.models.gguf_info import GGUFError, read_model_info, validate_header
+from workbench.gguf import GGUFError, read_model_info, validate_header
 
 
 def test_header_matches_gguf_reader(smollm: Path) -> None:
