@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -39,6 +42,8 @@ def test_side_by_side_rows(runner: Runner) -> None:
         assert r["response"] and r["response"] == streamed[r["model"]]
         for col in ("ttft_s", "gen_tps", "prompt_tps", "total_s", "peak_rss_bytes"):
             assert r[col] is not None and r[col] > 0, col
+        assert r["spawn_s"] is not None and r["load_s"] is not None
+        assert (r["min_p"], r["repeat_penalty"]) == (CFG.min_p, CFG.repeat_penalty)
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"
@@ -130,6 +135,7 @@ def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
                 rows.append(ev.row)
     assert rows[0]["finish_reason"] == "cancelled"
     assert rows[0]["response"]
+    assert isinstance(rows[0]["seed"], int), "the seed drawn for an open config is recorded"
     assert store.load()["finish_reason"].to_list() == ["cancelled"]
 
 
@@ -144,3 +150,27 @@ def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
     with Runner(bundled, cfg, budget_bytes=8 * 2**30) as r:
         r.run(["Hi"])
         assert all(r._slots[n].backend.loaded for n in r.model_names)  # type: ignore[attr-defined]
+
+
+def test_compare_works_from_a_plain_script_without_a_main_guard(
+    smollm: Path, tmp_path: Path
+) -> None:
+    """The README's snippet saved as a script: workers start as their own module, never by
+    re-importing the caller's __main__ (which is what multiprocessing's spawn did)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import workbench as wb
+            frame = wb.compare("Name a colour.", models=[{str(smollm)!r}], max_tokens=4,
+                               n_ctx=256, store=False)
+            print("ERROR", frame["error"][0])
+            print("TEXT", bool(frame["response"][0]))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ERROR None" in proc.stdout and "TEXT True" in proc.stdout, proc.stdout

@@ -16,12 +16,13 @@ import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from workbench import __version__
 from workbench.backends.base import (
     Backend,
     BackendError,
@@ -32,11 +33,12 @@ from workbench.backends.base import (
     Prompt,
     Token,
 )
+from workbench.backends.llama_cpp import LlamaCppBackend, llama_cpp_version
 from workbench.backends.openai_http import OpenAIBackend
 from workbench.errors import InputError, ModelError
 from workbench.gguf import GGUFError, ModelInfo
-from workbench.host import default_budget_bytes
-from workbench.models.registry import ModelRef, file_sha256, resolve
+from workbench.host import default_budget_bytes, host_info
+from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
 from workbench.store import RunStore, rows_to_frame
 
@@ -94,13 +96,9 @@ RunEvent = ResponseStarted | TokenChunk | ResponseFinished
 def backend_for(ref: ModelRef) -> Backend:
     """The engine that runs ``ref``: in-process llama.cpp, or an OpenAI-compatible server."""
     if ref.is_endpoint:
-        from workbench.backends.openai_http import OpenAIBackend
-
         return OpenAIBackend(
             ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
         )
-    from workbench.backends.llama_cpp import LlamaCppBackend
-
     return LlamaCppBackend(ref.path, name=ref.name)
 
 
@@ -109,10 +107,8 @@ class _Slot:
     ref: ModelRef
     backend: Backend
     info: ModelInfo | None = None
-    info_error: str | None = None
     sha256: str | None = None
     meta_done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -162,16 +158,18 @@ class Runner:
     # ------------------------------------------------------------------ memory
 
     def _make_room(self, name: str) -> None:
-        slot = self._slots[name]
-        estimate = getattr(slot.backend, "estimated_bytes", None)
-        if estimate is None or getattr(slot.backend, "loaded", False):
+        """Close least recently used models until ``name``'s load fits the budget."""
+        backend = self._slots[name].backend
+        if backend.loaded:
             return
-        need = int(estimate(self.config))
+        need = backend.estimated_bytes(self.config)
+        if need <= 0:  # nothing of this machine's memory (a server)
+            return
         while self._lru:
             used = sum(
-                int(getattr(self._slots[n].backend, "estimated_bytes")(self.config))  # noqa: B009
+                self._slots[n].backend.estimated_bytes(self.config)
                 for n in self._lru
-                if getattr(self._slots[n].backend, "loaded", False)
+                if self._slots[n].backend.loaded
             )
             if used + need <= self.budget_bytes:
                 break
@@ -179,9 +177,8 @@ class Runner:
             self._slots[victim].backend.close()
 
     def _touch(self, name: str) -> None:
-        if hasattr(self._slots[name].backend, "loaded"):
-            self._lru[name] = None
-            self._lru.move_to_end(name)
+        self._lru[name] = None
+        self._lru.move_to_end(name)
 
     # ------------------------------------------------------------------ rows
 
@@ -193,23 +190,17 @@ class Runner:
             return
         try:
             slot.info = slot.ref.info()
-        except GGUFError as e:
-            slot.info_error = str(e)
+        except GGUFError:  # the backend reports it when it tries to load the file
             return
         slot.sha256 = file_sha256(slot.ref.path)
 
     def _row(
         self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
     ) -> dict[str, Any]:
-        from workbench import __version__
-        from workbench.backends.llama_cpp import llama_cpp_version
-        from workbench.host import host_info
-
         slot = self._slots[name]
         cfg = self.config
         info = slot.info
-        seed = comp.extra.get("seed", cfg.seed)
-        extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        extra = comp.extra
         served = slot.ref.is_endpoint  # the server's own load settings, not ours
         return {
             "run_id": self.run_id,
@@ -228,11 +219,13 @@ class Runner:
             "arch": info.arch if info else None,
             "quant": info.quant if info else None,
             "params": info.params if info else None,
-            "backend": getattr(slot.backend, "backend", type(slot.backend).__name__),
+            "backend": slot.backend.kind,
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
             "top_k": cfg.top_k,
-            "seed": seed,
+            "min_p": cfg.min_p,
+            "repeat_penalty": cfg.repeat_penalty,
+            "seed": comp.seed if comp.seed is not None else cfg.seed,
             "max_tokens": cfg.max_tokens,
             "n_ctx": _setting(comp.n_ctx, cfg.n_ctx, served),
             "n_threads": _setting(comp.n_threads, cfg.n_threads, served),
@@ -248,6 +241,7 @@ class Runner:
             "prompt_tps": comp.prompt_tps,
             "gen_tps": comp.gen_tps,
             "gen_tps_wall": comp.gen_tps_wall,
+            "spawn_s": comp.spawn_s,
             "load_s": comp.load_s,
             "peak_rss_bytes": comp.peak_rss_bytes,
             "kv_cache_bytes": comp.kv_cache_bytes,
@@ -380,10 +374,6 @@ def compare(
         reps: repetitions per prompt and model.
         store: True (the default data directory), a RunStore, or False to keep nothing.
     """
-    from dataclasses import replace
-
-    from workbench.models.registry import default_models
-
     prompts = check_prompts([prompt] if isinstance(prompt, str | Prompt) else list(prompt))
     cfg = replace(config or GenerationConfig(), **settings)
     check = check_models(models or default_models())

@@ -38,6 +38,8 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "temperature": pl.Float64(),
     "top_p": pl.Float64(),
     "top_k": pl.Int32(),
+    "min_p": pl.Float64(),
+    "repeat_penalty": pl.Float64(),
     "seed": pl.Int64(),
     "max_tokens": pl.Int32(),
     "n_ctx": pl.Int32(),
@@ -54,6 +56,7 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "prompt_tps": pl.Float64(),
     "gen_tps": pl.Float64(),
     "gen_tps_wall": pl.Float64(),
+    "spawn_s": pl.Float64(),
     "load_s": pl.Float64(),
     "peak_rss_bytes": pl.Int64(),
     "kv_cache_bytes": pl.Int64(),
@@ -73,6 +76,7 @@ BENCH_SCHEMA: dict[str, pl.DataType] = {
     "quant": pl.String(),
     "params": pl.Int64(),
     "size_bytes": pl.Int64(),
+    "twin": pl.Boolean(),
     "backend": pl.String(),
     "test": pl.String(),
     "n_prompt": pl.Int32(),
@@ -100,7 +104,8 @@ BENCH_SCHEMA: dict[str, pl.DataType] = {
 }
 """One row per (model, settings, depth, test) of a speed run (table ``bench``).
 ``flash_attn`` is the request (null = auto), ``flash_attn_used`` what llama.cpp chose.
-Error rows carry ``error`` and whatever settings were known; their rates are null.
+``twin`` is true for a synthetic twin (random weights: its speed is the original's, its
+text is not). Error rows carry ``error`` and whatever settings were known; their rates are null.
 ``host`` holds JSON."""
 
 VOTE_WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")

@@ -34,8 +34,12 @@ class GenerationConfig:
     """Nucleus sampling probability mass."""
     top_k: int = 40
     """Sample among the k most likely tokens (0 disables)."""
+    min_p: float = 0.05
+    """Drop tokens less likely than this fraction of the most likely one (0 disables)."""
+    repeat_penalty: float = 1.0
+    """Penalty on recently generated tokens (1.0 = none)."""
     seed: int | None = None
-    """RNG seed for sampling; with temperature 0 the output is deterministic anyway."""
+    """RNG seed for sampling; None draws one per request, and the row records it."""
     max_tokens: int = 256
     """Upper bound on generated tokens."""
     system_prompt: str | None = None
@@ -58,20 +62,6 @@ class GenerationConfig:
     """KV-cache type for K: f16, q8_0 or q4_0."""
     type_v: str = "f16"
     """KV-cache type for V: f16, q8_0 or q4_0 (quantized V needs flash attention)."""
-
-    def load_key(self) -> tuple[object, ...]:
-        """Fields that need a model reload when they change (the rest are per request)."""
-        return (
-            self.n_ctx,
-            self.n_threads,
-            self.n_gpu_layers,
-            self.flash_attn,
-            self.swa_full,
-            self.n_batch,
-            self.n_ubatch,
-            self.type_k,
-            self.type_v,
-        )
 
 
 @dataclass(frozen=True)
@@ -100,17 +90,24 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     ttft_s: float | None = None
-    """Wall time from submit to the first non-empty streamed text."""
+    """Time to first token: wall time from submit to the first generated token, whitespace
+    included (as llama.cpp's and serving benchmarks count it); model loading excluded."""
     total_s: float | None = None
-    """Wall time from submit to the end of the stream."""
+    """Wall time from submit to the end of the stream (model loading excluded)."""
     prompt_tps: float | None = None
     """Prompt tokens evaluated / prompt eval time, from the engine's counters."""
     gen_tps: float | None = None
     """Generated tokens / generation time, from the engine's counters."""
     gen_tps_wall: float | None = None
-    """Generated tokens / wall time from first token to end (what a user sees)."""
+    """Decode steps after the first token / wall time from the first token to the end of
+    the stream (what a user sees); a closing end-of-generation token counts as a step."""
+    spawn_s: float | None = None
+    """Time spent starting the engine's worker for this request (interpreter start and
+    ``import llama_cpp``; 0 when it was running)."""
     load_s: float | None = None
     """Time spent loading the model for this request (0 when it was already loaded)."""
+    seed: int | None = None
+    """The sampling seed actually used (drawn when the config left it None)."""
     peak_rss_bytes: int | None = None
     """Peak resident memory of the process that ran the model."""
     kv_cache_bytes: int | None = None
@@ -152,9 +149,26 @@ Event = Token | Done | Failed
 
 @runtime_checkable
 class Backend(Protocol):
-    """Turns one prompt into a stream of events."""
+    """Turns one prompt into a stream of events.
+
+    Besides streaming, a backend says what the runner needs to share memory between
+    models: which engine it is, whether it holds a model in this machine's memory now,
+    and how much memory a load would take.
+    """
 
     name: str
+    """Display name of the model."""
+    kind: str
+    """The engine, as the row's ``backend`` column records it ("llama-cpp", ...)."""
+
+    @property
+    def loaded(self) -> bool:
+        """True while a model is held in this machine's memory (never for a server)."""
+        ...
+
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """Memory of this machine a load with ``config`` would take (0 for a server)."""
+        ...
 
     def stream(
         self,

@@ -131,7 +131,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             tps = f"{r['tps_mean']:.2f} ± {r['tps_sd']:.2f}"
         body.append(
             [
-                r["model"],
+                r["model"] + (" (twin)" if r.get("twin") else ""),
                 "-" if r["n_gpu_layers"] is None else str(r["n_gpu_layers"]),
                 "-" if r["n_threads"] is None else str(r["n_threads"]),
                 "-" if r["n_batch"] is None else str(r["n_batch"]),
@@ -163,7 +163,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def _ratio_lines(frame: Any, baseline: str) -> str:
     """The paired comparison of an interleaved run, one line per model and test."""
-    from workbench.bench import BenchError, speed_ratios
+    from workbench.speed import BenchError, speed_ratios
 
     try:
         ratios = speed_ratios(frame, baseline)
@@ -177,8 +177,8 @@ def _ratio_lines(frame: Any, baseline: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.bench import BenchSettings, bench, bench_cases
     from workbench.models.registry import default_models, resolve
+    from workbench.speed import BenchSettings, bench, bench_cases
 
     if args.repetitions < 1:
         raise CliError("-r must be at least 1")
@@ -200,12 +200,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(row: dict[str, Any]) -> None:
         nonlocal done
         done += 1
+        model = row["model"] + (" (twin)" if row.get("twin") else "")
         if row["error"]:
-            what = f"{row['model']} {_test_name(row)}: error: {row['error']}"
+            what = f"{model} {_test_name(row)}: error: {row['error']}"
         else:
-            what = (
-                f"{row['model']} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
-            )
+            what = f"{model} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
     frame = bench(

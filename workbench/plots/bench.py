@@ -172,7 +172,7 @@ def sweep_bars(frame: pl.DataFrame, *, test: str = "tg", depth: int | None = Non
 
 
 def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Figure:
-    """Paired speed ratios (:func:`workbench.bench.speed_ratios`) as points with their 95%
+    """Paired speed ratios (:func:`workbench.speed.speed_ratios`) as points with their 95%
     intervals, one row per model and test, against a line at 1 (as fast as the
     baseline)."""
     import plotly.graph_objects as go
