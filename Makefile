@@ -31,6 +31,8 @@ browser:
 demo: models
 	$(VENV)/bin/workbench models
 	$(VENV)/bin/workbench compare -p "Explain in two sentences why the sky is blue." --max-tokens 64 --seed 42
+	@echo
+	@echo "workbench lives in $(VENV): run $(VENV)/bin/workbench --help, or source $(VENV)/bin/activate and type workbench."
 
 test: models browser
 	$(PY) -m pytest

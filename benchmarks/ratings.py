@@ -28,6 +28,9 @@ import numpy as np
 import polars as pl
 
 from workbench import ratings as R
+from workbench.ratings.bt import fit_cells
+from workbench.ratings.cells import code_votes, pair_cells
+from workbench.schemas import VOTE_WINNERS
 
 
 def generate(n_votes: int, n_models: int, seed: int) -> tuple[pl.DataFrame, np.ndarray]:
@@ -41,7 +44,7 @@ def generate(n_votes: int, n_models: int, seed: int) -> tuple[pl.DataFrame, np.n
     w = np.where(rng.random(n_votes) < 0.1, rng.integers(2, 4, n_votes), w)
     names = np.array([f"model-{i:02d}" for i in range(n_models)])
     frame = pl.DataFrame(
-        {"model_a": names[a], "model_b": names[b], "winner": np.array(R.WINNERS)[w]}
+        {"model_a": names[a], "model_b": names[b], "winner": np.array(VOTE_WINNERS)[w]}
     )
     return frame, strengths
 
@@ -90,7 +93,7 @@ def main() -> None:
     t_sand, _ = timed(lambda: R.leaderboard(frame, ci="sandwich"), repeat=3)
 
     # ---- choix, from integer codes (encoding not timed)
-    coded = R._code_votes(frame)
+    coded = code_votes(frame)
     a, b, w = coded.a, coded.b, coded.w
 
     def lib_point() -> np.ndarray:
@@ -113,7 +116,7 @@ def main() -> None:
     t_row, _ = timed(lambda: [lib_row_round() for _ in range(k)])
     t_lib_rows = t_row / k * rounds
 
-    cells = R._pair_cells(coded, "keep")
+    cells = pair_cells(coded, "keep")
     flat = cells.counts.ravel()
     probs = flat / flat.sum()
 
@@ -131,19 +134,15 @@ def main() -> None:
     fit_kw: dict[str, Any] = {
         "sandwich": False,
         "anchor": None,
-        "scale": 400.0,
-        "base": 10.0,
-        "initial": 1000.0,
+        "elo": R.ELO_SCALE,
         "reg": R.DEFAULT_REG,
     }
 
     def our_codes_point() -> Any:
-        return R._fit_cells(
-            R._pair_cells(coded, "keep"), coded.models, bootstrap=0, rng=rng, **fit_kw
-        )
+        return fit_cells(pair_cells(coded, "keep"), coded.models, bootstrap=0, rng=rng, **fit_kw)
 
     def our_cell_rounds() -> Any:
-        return R._fit_cells(
+        return fit_cells(
             cells, coded.models, bootstrap=rounds, rng=np.random.default_rng(2), **fit_kw
         )
 

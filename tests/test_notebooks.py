@@ -4,7 +4,6 @@ and is committed without outputs."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ CELL_TIMEOUT_S = 600
 @pytest.fixture
 def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A "python3" kernelspec that runs this interpreter, found first on JUPYTER_PATH,
-    and a scratch data directory (with the bundled prompt sets) for the runs."""
+    and a scratch data directory for the runs (the prompt sets ship inside the package)."""
     spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(
@@ -36,7 +35,7 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data" / "prompts", data / "prompts")
+    data.mkdir()
     monkeypatch.setenv("WORKBENCH_DATA", str(data))
     return "python3"
 

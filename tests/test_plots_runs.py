@@ -15,7 +15,8 @@ from workbench.plots.runs import (
     speed_figure,
     ttft_figure,
 )
-from workbench.store import RUN_SCHEMA, rows_to_frame
+from workbench.schemas import RUN_SCHEMA
+from workbench.store import rows_to_frame
 
 
 def _row(

@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.store import RUN_SCHEMA, RunStore, SchemaError, load_runs
+from workbench.schemas import RUN_SCHEMA
+from workbench.store import RunStore, SchemaError, load_runs
 
 
 def _row(i: int, **kw: object) -> dict[str, object]:

@@ -43,6 +43,7 @@ from workbench.errors import InputError
 from workbench.gguf import KV_CACHE_TYPES as KV_TYPES
 from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
+from workbench.schemas import BENCH_SCHEMA
 
 __all__ = [
     "BENCH_SCHEMA",
@@ -59,44 +60,6 @@ __all__ = [
     "rate_stats",
     "speed_ratios",
 ]
-
-BENCH_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-    "model": pl.String(),
-    "model_path": pl.String(),
-    "arch": pl.String(),
-    "quant": pl.String(),
-    "params": pl.Int64(),
-    "size_bytes": pl.Int64(),
-    "backend": pl.String(),
-    "test": pl.String(),
-    "n_prompt": pl.Int32(),
-    "n_gen": pl.Int32(),
-    "depth": pl.Int32(),
-    "reps": pl.Int32(),
-    "interleaved": pl.Boolean(),
-    "n_threads": pl.Int32(),
-    "n_batch": pl.Int32(),
-    "n_ubatch": pl.Int32(),
-    "flash_attn": pl.Boolean(),
-    "flash_attn_used": pl.Boolean(),
-    "type_k": pl.String(),
-    "type_v": pl.String(),
-    "n_gpu_layers": pl.Int32(),
-    "n_ctx": pl.Int32(),
-    "tps_mean": pl.Float64(),
-    "tps_sd": pl.Float64(),
-    "samples_tps": pl.List(pl.Float64()),
-    "samples_ns": pl.List(pl.Int64()),
-    "error": pl.String(),
-    "workbench_version": pl.String(),
-    "llama_cpp_version": pl.String(),
-    "host": pl.String(),
-}
-"""One row per (model, settings, depth, test). ``flash_attn`` is the request (null =
-auto), ``flash_attn_used`` what llama.cpp chose. Error rows carry ``error`` and whatever
-settings were known; their rates are null. ``host`` holds JSON."""
 
 BENCH_TABLE = "bench"
 

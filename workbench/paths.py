@@ -1,4 +1,5 @@
-"""Where workbench reads and writes: the data, cache, twins and config directories.
+"""Where workbench reads and writes: the data, cache, twins and config directories, and
+the data that ships inside the package.
 
 Every other module asks here; nothing else reads ``$WORKBENCH_DATA``, ``$WORKBENCH_CACHE``
 or ``$XDG_CONFIG_HOME``.
@@ -7,6 +8,7 @@ or ``$XDG_CONFIG_HOME``.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 CONFIG_NAME = "workbench.toml"
@@ -21,9 +23,16 @@ def data_dir() -> Path:
         return Path(env).expanduser()
     cwd = Path.cwd().resolve()
     for d in (cwd, *cwd.parents):
-        if (d / "data" / "prompts").is_dir() and (d / "pyproject.toml").exists():
+        if (d / "data").is_dir() and (d / "workbench" / "paths.py").is_file():
             return d / "data"
     return Path.home() / ".local" / "share" / "workbench"
+
+
+def package_data(*parts: str) -> Path:
+    """A file or folder that ships inside the package (``workbench/data/``: the bundled
+    prompt sets and the demo study), found with importlib.resources so that a wheel
+    install has it too."""
+    return Path(str(resources.files("workbench").joinpath("data", *parts)))
 
 
 def cache_root() -> Path:

@@ -1,4 +1,9 @@
-"""Prompt sets: JSON lines files with ``id``, ``category``, ``language``, ``prompt``."""
+"""Prompt sets: JSON lines files with ``id``, ``category``, ``language``, ``prompt``.
+
+A bare name (``coding``) is looked up in the data directory's ``prompts/`` (your own
+sets, which win), then among the sets that ship inside the package
+(``workbench/data/prompts/``, see its README).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 from workbench.backends.base import Prompt
 from workbench.errors import InputError
+from workbench.paths import data_dir, package_data
 
 REQUIRED = ("id", "category", "language", "prompt")
 
@@ -16,17 +22,14 @@ class PromptSetError(InputError):
 
 
 def prompt_dirs() -> list[Path]:
-    """Where prompt sets are looked up by name: the data directory's ``prompts/`` (your
-    own sets), then the sets bundled with the workbench checkout."""
-    from workbench.store import data_dir
-
-    bundled = Path(__file__).resolve().parents[1] / "data" / "prompts"
-    dirs = [data_dir() / "prompts", bundled]
+    """Where prompt sets are looked up by name, in order: the data directory's
+    ``prompts/``, then the sets bundled with the package."""
+    dirs = [data_dir() / "prompts", package_data("prompts")]
     return list(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:
-    """Read a prompt set. A bare name (``coding``) is looked up in the bundled sets.
+    """Read a prompt set: a ``.jsonl`` path, or the name of a bundled or own set.
 
     Raises:
         PromptSetError: missing file, bad JSON, missing or duplicate fields.
@@ -41,7 +44,11 @@ def load_prompts(path: str | Path) -> list[Prompt]:
         raise PromptSetError(f"prompt file not found: {path}")
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PromptSetError(f"cannot read prompt file {path}: {e}") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -68,8 +75,3 @@ def load_prompts(path: str | Path) -> list[Prompt]:
     if not prompts:
         raise PromptSetError(f"{p.name}: no prompts")
     return prompts
-
-
-def list_prompt_sets() -> list[str]:
-    """Names of the prompt sets found by :func:`load_prompts`."""
-    return sorted({f.stem for d in prompt_dirs() for f in d.glob("*.jsonl")})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,8 @@ from workbench.backends.base import (
     Prompt,
     Token,
 )
+from workbench.backends.openai_http import OpenAIBackend
+from workbench.errors import InputError, ModelError
 from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes
 from workbench.models.registry import ModelRef, file_sha256, resolve
@@ -38,11 +41,14 @@ from workbench.prompts import load_prompts
 from workbench.store import RunStore, rows_to_frame
 
 __all__ = [
+    "ModelCheck",
     "ResponseFinished",
     "ResponseStarted",
     "RunEvent",
     "Runner",
     "TokenChunk",
+    "check_models",
+    "check_prompts",
     "compare",
     "load_prompts",
 ]
@@ -200,6 +206,7 @@ class Runner:
         info = slot.info
         seed = comp.extra.get("seed", cfg.seed)
         extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        served = slot.ref.is_endpoint  # the server's own load settings, not ours
         return {
             "run_id": self.run_id,
             "row_id": uuid.uuid4().hex,
@@ -223,10 +230,10 @@ class Runner:
             "top_k": cfg.top_k,
             "seed": seed,
             "max_tokens": cfg.max_tokens,
-            "n_ctx": comp.n_ctx if comp.n_ctx is not None else cfg.n_ctx,
-            "n_threads": comp.n_threads if comp.n_threads is not None else cfg.n_threads,
-            "n_gpu_layers": cfg.n_gpu_layers,
-            "flash_attn": comp.flash_attn if comp.flash_attn is not None else cfg.flash_attn,
+            "n_ctx": _setting(comp.n_ctx, cfg.n_ctx, served),
+            "n_threads": _setting(comp.n_threads, cfg.n_threads, served),
+            "n_gpu_layers": None if served else cfg.n_gpu_layers,
+            "flash_attn": _setting(comp.flash_attn, cfg.flash_attn, served),
             "response": comp.text,
             "finish_reason": comp.finish_reason,
             "error": comp.error,
@@ -262,8 +269,7 @@ class Runner:
         self._model_meta(slot)
         comp: Completion
         if slot.info is not None and slot.info.is_twin:
-            msg = f"{name}: a synthetic twin (random weights) cannot be compared for answers"
-            comp = Completion(finish_reason="error", error=msg)
+            comp = Completion(finish_reason="error", error=_twin_refused(name))
         elif cancel is not None and cancel.is_set():
             comp = Completion(finish_reason="cancelled")
         else:
@@ -278,7 +284,9 @@ class Runner:
                         comp = ev.completion
                     elif isinstance(ev, Failed):
                         comp = ev.completion
-                        comp.finish_reason = "error"
+                        # A cut stream stays "interrupted" (it has an error either way).
+                        if comp.finish_reason != "interrupted":
+                            comp.finish_reason = "error"
                         comp.error = (
                             ev.message
                             if ev.message.startswith(f"{name}:")
@@ -343,6 +351,12 @@ class Runner:
         self.close()
 
 
+def _setting(reported: Any, asked: Any, served: bool) -> Any:
+    """What the engine reported; else, in-process only, what was asked for (a server's
+    load settings are its own, so for a served model the client's are never recorded)."""
+    return reported if reported is not None or served else asked
+
+
 def compare(
     prompt: str | Prompt | Sequence[Prompt | str],
     models: Sequence[str | ModelRef] | None = None,
@@ -366,11 +380,91 @@ def compare(
 
     from workbench.models.registry import default_models
 
-    prompts: Sequence[Prompt | str] = [prompt] if isinstance(prompt, str | Prompt) else list(prompt)
+    prompts = check_prompts([prompt] if isinstance(prompt, str | Prompt) else list(prompt))
     cfg = replace(config or GenerationConfig(), **settings)
+    check = check_models(models or default_models())
+    for line in (*check.skipped, *check.warnings):
+        warnings.warn(line, stacklevel=2)
+    if not check.ready:
+        raise ModelError(f"no model can run: {'; '.join(check.skipped)}")
     run_store = RunStore() if store is True else (store or None)
-    with Runner(models or default_models(), cfg, store=run_store) as runner:
+    with Runner(check.ready, cfg, store=run_store) as runner:
         return runner.run(prompts, reps=reps)
+
+
+# --------------------------------------------------------------------------- checks
+# Run before the first prompt, so that a model that cannot start is reported once
+# instead of failing (and storing an error row) once per prompt.
+
+
+def _twin_refused(name: str) -> str:
+    return f"{name}: a synthetic twin (random weights) cannot be compared for answers"
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """Which of the named models can run, found before the first prompt is sent."""
+
+    ready: tuple[ModelRef, ...]
+    """Models that can start; each answers every prompt."""
+    skipped: tuple[str, ...]
+    """One line per model that cannot start (missing or unreadable file, a twin, a
+    server that cannot be reached); it gets no rows."""
+    warnings: tuple[str, ...]
+    """One line per doubt that does not stop a model (a served model name the server
+    does not list)."""
+
+
+def check_models(models: Sequence[str | ModelRef]) -> ModelCheck:
+    """Check every model before anything runs: a local file's GGUF header (header only,
+    never the weights), a server's ``GET /v1/models``.
+
+    Raises:
+        ModelNotFound: a name the registry does not know (nothing can be checked).
+    """
+    ready: list[ModelRef] = []
+    skipped: list[str] = []
+    doubts: list[str] = []
+    for ref in (m if isinstance(m, ModelRef) else resolve(m) for m in models):
+        if ref.is_endpoint:
+            served = ref.served_model or ref.name
+            report = OpenAIBackend(ref.path, served, api_key_env=ref.api_key_env).probe()
+            if not report.reachable:
+                skipped.append(f"{ref.name}: {report.error}")
+                continue
+            if report.models is not None and served not in report.models:
+                listed = ", ".join(report.models) or "none"
+                doubts.append(
+                    f"{ref.name}: {ref.path} lists no model {served!r} (it lists: {listed}); "
+                    "the answers may come from another model"
+                )
+        else:
+            try:
+                info = ref.info()
+            except GGUFError as e:
+                skipped.append(f"{ref.name}: {e}")
+                continue
+            if info.is_twin:
+                skipped.append(_twin_refused(ref.name))
+                continue
+        ready.append(ref)
+    return ModelCheck(tuple(ready), tuple(skipped), tuple(doubts))
+
+
+def check_prompts(prompts: Sequence[Prompt | str]) -> list[Prompt]:
+    """The prompts as :class:`Prompt` objects.
+
+    Raises:
+        InputError: no prompts, or one that is empty or only whitespace.
+    """
+    out = [Prompt(p) if isinstance(p, str) else p for p in prompts]
+    if not out:
+        raise InputError("no prompts to run")
+    for i, p in enumerate(out):
+        if not p.text.strip():
+            which = "the prompt" if len(out) == 1 else f"prompt {i + 1} ({p.id})"
+            raise InputError(f"{which} is empty: give some text to send")
+    return out
 
 
 def config_dict(config: GenerationConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The schemas, and persistence: runs to Parquet, read back as Polars frames.
+"""Persistence: runs to Parquet, read back as Polars frames (schemas in :mod:`workbench.schemas`).
 
 Runs are appended as one small Parquet file per batch, written to a temporary name and
 renamed into place, so a crash mid-write never corrupts rows already stored and readers
@@ -18,53 +18,7 @@ import polars as pl
 
 from workbench.errors import InputError
 from workbench.paths import data_dir
-
-RUN_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "row_id": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-    "prompt_set": pl.String(),
-    "prompt_id": pl.String(),
-    "prompt": pl.String(),
-    "system_prompt": pl.String(),
-    "category": pl.String(),
-    "language": pl.String(),
-    "rep": pl.Int32(),
-    "model": pl.String(),
-    "model_path": pl.String(),
-    "model_sha256": pl.String(),
-    "arch": pl.String(),
-    "quant": pl.String(),
-    "params": pl.Int64(),
-    "backend": pl.String(),
-    "temperature": pl.Float64(),
-    "top_p": pl.Float64(),
-    "top_k": pl.Int32(),
-    "seed": pl.Int64(),
-    "max_tokens": pl.Int32(),
-    "n_ctx": pl.Int32(),
-    "n_threads": pl.Int32(),
-    "n_gpu_layers": pl.Int32(),
-    "flash_attn": pl.Boolean(),
-    "response": pl.String(),
-    "finish_reason": pl.String(),
-    "error": pl.String(),
-    "prompt_tokens": pl.Int32(),
-    "completion_tokens": pl.Int32(),
-    "ttft_s": pl.Float64(),
-    "total_s": pl.Float64(),
-    "prompt_tps": pl.Float64(),
-    "gen_tps": pl.Float64(),
-    "gen_tps_wall": pl.Float64(),
-    "load_s": pl.Float64(),
-    "peak_rss_bytes": pl.Int64(),
-    "kv_cache_bytes": pl.Int64(),
-    "workbench_version": pl.String(),
-    "llama_cpp_version": pl.String(),
-    "host": pl.String(),
-    "extra": pl.String(),
-}
-"""One row per response (DESIGN.md "Result row"). ``host`` and ``extra`` hold JSON."""
+from workbench.schemas import RUN_SCHEMA
 
 
 class SchemaError(InputError):

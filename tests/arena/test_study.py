@@ -12,7 +12,7 @@ from workbench.cli import main
 
 from .helpers import BUNDLED, need_models, study_text, write_study
 
-DEMO = Path(__file__).resolve().parents[2] / "data" / "studies" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[2] / "workbench" / "data" / "studies" / "demo.toml"
 
 
 def test_demo_study_uses_bundled_models_and_demo_raters() -> None:

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from tests.helpers.sse_server import (
@@ -149,6 +150,100 @@ def test_a_stream_that_breaks_mid_answer_is_an_error(scripted: ScriptedServer) -
     err = events[-1]
     assert isinstance(err, Failed) and "stream broke" in err.message
     assert err.completion.text == "Half an answer"  # what arrived is kept
+    assert err.completion.finish_reason == "interrupted"
+
+
+def test_done_without_a_finish_reason_is_an_interrupted_row(scripted: ScriptedServer) -> None:
+    """llama-cpp-python's server ends a stream it interrupts with [DONE] and no
+    finish_reason: the row says it was cut, and the arena never pools it."""
+    from workbench.arena.battles import AnswerPool
+    from workbench.runner import Runner
+
+    def cut(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk("Half"))
+        sse(h, chunk(" an answer"))
+        sse(h, "[DONE]")
+
+    def whole(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        sse_headers(h)
+        sse(h, chunk("A whole answer.", finish="stop"))
+        sse(h, "[DONE]")
+
+    scripted.script = cut
+    err = _run(OpenAIBackend(scripted.base_url, "m"))[-1]
+    assert isinstance(err, Failed) and "without a finish_reason" in err.message
+    assert err.completion.finish_reason == "interrupted"
+    assert err.completion.text == "Half an answer"
+
+    cfg = GenerationConfig(max_tokens=16)
+    with Runner([f"{scripted.base_url}#m"], cfg) as runner:
+        cut_row = runner.run([PROMPT]).to_dicts()[0]
+        scripted.script = whole
+        frame = runner.run([PROMPT])
+    assert cut_row["finish_reason"] == "interrupted"
+    assert cut_row["error"].startswith(cut_row["model"]) and "cut off" in cut_row["error"]
+    assert cut_row["response"] == "Half an answer"
+    runs = pl.concat([pl.DataFrame([cut_row], schema=frame.schema), frame])
+    pool = AnswerPool.from_runs(runs, cfg, [cut_row["model"]])
+    assert [a.text for a in pool.answers(PROMPT.text, cut_row["model"])] == ["A whole answer."]
+
+
+def _answer(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    sse_headers(h)
+    for piece in ("Waves", " fold", " in."):
+        sse(h, chunk(piece))
+    sse(h, chunk(finish="stop"))
+    sse(h, "[DONE]")
+
+
+@pytest.mark.parametrize(
+    ("gets", "n_ctx", "source"),
+    [
+        (
+            {"/props": {"default_generation_settings": {"n_ctx": 2048}, "total_slots": 2,
+                        "build_info": "b6000-abc"}},
+            2048,
+            "GET /props",
+        ),
+        ({"/v1/models": {"data": [{"id": "m", "max_model_len": 8192}]}}, 8192, "GET /v1/models"),
+        ({"/v1/models": {"data": [{"id": "m", "owned_by": "me"}]}}, None, None),
+    ],
+    ids=["llama-server", "vllm", "llama-cpp-python"],
+)  # fmt: skip
+def test_served_rows_record_the_servers_settings_or_nothing(
+    scripted: ScriptedServer, gets: dict[str, object], n_ctx: int | None, source: str | None
+) -> None:
+    from workbench.runner import Runner
+
+    scripted.script = _answer
+    scripted.gets = gets
+    cfg = GenerationConfig(max_tokens=16, n_ctx=4096, n_threads=3, flash_attn=True)
+    with Runner([f"{scripted.base_url}#m"], cfg) as runner:
+        rows = runner.run([PROMPT, PROMPT]).to_dicts()
+    for row in rows:
+        assert row["error"] is None and row["response"] == "Waves fold in."
+        # Never the client's settings: the server's, or nothing.
+        assert row["n_ctx"] == n_ctx
+        assert (row["n_threads"], row["n_gpu_layers"], row["flash_attn"]) == (None, None, None)
+        settings = json.loads(row["extra"])["server_settings"]
+        assert settings["source"] == source
+    if source == "GET /props":
+        assert settings["total_slots"] == 2 and settings["build_info"] == "b6000-abc"
+
+
+def test_check_models_warns_of_an_unlisted_name_and_skips_an_unreachable_server(
+    scripted: ScriptedServer,
+) -> None:
+    from workbench.runner import check_models
+
+    scripted.gets = {"/v1/models": {"object": "list", "data": [{"id": "real-model"}]}}
+    dead = f"http://127.0.0.1:{_free_port()}/v1#m"
+    check = check_models([f"{scripted.base_url}#nope", f"{scripted.base_url}#real-model", dead])
+    assert [r.served_model for r in check.ready] == ["nope", "real-model"]
+    assert len(check.warnings) == 1
+    assert "'nope'" in check.warnings[0] and "real-model" in check.warnings[0]
+    assert len(check.skipped) == 1 and "connection refused" in check.skipped[0]
 
 
 def test_timeouts_and_refused_connections(scripted: ScriptedServer) -> None:
@@ -235,7 +330,12 @@ def test_served_and_in_process_answers_are_identical(served: str, smollm: Path) 
     local, remote = rows["llama-cpp"], rows["openai-http"]
     assert local["error"] is None and remote["error"] is None, (local["error"], remote["error"])
     assert len(local["response"]) > 20
+    # Equal here because the server was started with the in-process load settings (see
+    # _start_server): the request itself carries only the sampler's.
     assert remote["response"] == local["response"]
+    # llama-cpp-python's server reports no load settings: the row records none.
+    assert local["n_ctx"] == 4096 and remote["n_ctx"] is None and remote["n_threads"] is None
+    assert json.loads(remote["extra"])["server_settings"]["source"] is None
     assert remote["model"].startswith("smollm@127.0.0.1:")
     assert remote["model_path"] == served and remote["arch"] is None
     assert remote["ttft_s"] > 0 and remote["total_s"] >= remote["ttft_s"]
@@ -281,6 +381,30 @@ def test_killing_the_server_mid_stream_is_an_error_row(smollm: Path, tmp_path: P
         proc.wait(timeout=30)
     assert got_tokens >= 5
     row = finished[0].row
-    assert row["finish_reason"] == "error"
+    assert row["finish_reason"] == "interrupted"
     assert "stream broke" in row["error"] and row["model"] in row["error"]
     assert row["response"]  # the text that arrived before the break is kept
+
+
+@pytest.mark.slow
+def test_a_request_the_real_server_interrupts_is_an_interrupted_row(served: str) -> None:
+    """llama_cpp.server (interrupt_requests, its default) cuts a stream when a newer
+    request arrives: [DONE] without a finish_reason."""
+    from workbench.runner import ResponseFinished, Runner, TokenChunk
+
+    cfg = GenerationConfig(temperature=0, max_tokens=400)
+    long_prompt = Prompt("Count from 1 to 200, one number per line.")
+    finished: list[ResponseFinished] = []
+    got = 0
+    with Runner([f"{served}#smollm"], cfg) as runner:
+        for ev in runner.stream([long_prompt]):
+            if isinstance(ev, TokenChunk):
+                got += 1
+                if got == 3:  # a newer request: the server interrupts this one
+                    short = OpenAIBackend(served, "smollm")
+                    assert isinstance(_run(short)[-1], Done)
+            elif isinstance(ev, ResponseFinished):
+                finished.append(ev)
+    row = finished[0].row
+    assert row["finish_reason"] == "interrupted", (row["finish_reason"], row["error"])
+    assert "without a finish_reason" in row["error"]

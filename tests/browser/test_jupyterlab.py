@@ -48,7 +48,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     (root / "notebooks").mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / "notebooks" / NOTEBOOK)
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data" / "prompts", data / "prompts")
+    data.mkdir()
     _kernelspec(tmp_path / "jupyter")
     # No "get notified about Jupyter news?" toast over the screenshot.
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"

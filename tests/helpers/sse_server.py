@@ -2,7 +2,8 @@
 
 Each test sets ``script``: a function ``(handler, body) -> None`` that writes the answer
 (status, headers, SSE lines, or nothing at all). ``requests`` keeps what was received
-(headers and JSON body) so a test can check what the client sent.
+(headers and JSON body) so a test can check what the client sent. ``gets`` maps a GET
+path (``/v1/models``, ``/props``) to the JSON document it answers; any other is a 404.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.script: Script | None = None
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.gets: dict[str, object] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +75,17 @@ class ScriptedServer:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                if self.path not in server.gets:
+                    json_error(self, 404, f"no route {self.path}")
+                    return
+                body = json.dumps(server.gets[self.path]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)

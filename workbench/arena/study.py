@@ -3,7 +3,8 @@
 A study file is strict TOML: an unknown key, a wrong type or an unknown model is an error
 that names the key, so a typo never silently changes a study. Relative paths are taken
 from the study file's directory; a path starting with ``{data}`` from the workbench data
-directory (``$WORKBENCH_DATA`` or the checkout's ``data/``). Example (``data/studies/demo.toml``)::
+directory (``$WORKBENCH_DATA`` or the checkout's ``data/``). Example (the bundled
+``workbench/data/studies/demo.toml``)::
 
     name = "demo"
     models = ["gemma-3-270m", "smollm2-135m-instruct"]   # registry names, paths, URLs
@@ -479,12 +480,9 @@ def load_study(path: str | Path, *, resolve_models: bool = True) -> Study:
 
 
 def demo_study_path() -> Path:
-    """The bundled example study (data/studies/demo.toml)."""
-    from workbench.store import data_dir
+    """The example study: the data directory's studies/demo.toml if you made one, else the
+    one that ships inside the package (workbench/data/studies/demo.toml)."""
+    from workbench.paths import data_dir, package_data
 
-    p = data_dir() / "studies" / "demo.toml"
-    if not p.exists():  # WORKBENCH_DATA elsewhere: the checkout's copy
-        checkout = Path(__file__).resolve().parents[2] / "data" / "studies" / "demo.toml"
-        if checkout.exists():
-            return checkout
-    return p
+    own = data_dir() / "studies" / "demo.toml"
+    return own if own.exists() else package_data("studies", "demo.toml")

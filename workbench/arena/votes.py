@@ -24,6 +24,7 @@ from typing import Any, Literal
 import polars as pl
 
 from workbench.errors import ArenaError
+from workbench.schemas import VOTE_REQUIRED_COLUMNS, VOTE_SCHEMA
 
 __all__ = [
     "CHOICES",
@@ -98,55 +99,7 @@ CREATE TABLE IF NOT EXISTS votes (
 );
 """
 
-VOTE_COLUMNS = (
-    "vote_id",
-    "battle_id",
-    "study",
-    "rater",
-    "model_a",
-    "model_b",
-    "position_a",
-    "position_b",
-    "swapped",
-    "prompt_id",
-    "prompt_set",
-    "category",
-    "language",
-    "response_a_id",
-    "response_b_id",
-    "choice",
-    "winner",
-    "reason",
-    "flagged",
-    "flags",
-    "battle_created_at",
-    "voted_at",
-)
-
-_VOTE_SCHEMA: dict[str, pl.DataType] = {
-    "vote_id": pl.Int64(),
-    "battle_id": pl.String(),
-    "study": pl.String(),
-    "rater": pl.String(),
-    "model_a": pl.String(),
-    "model_b": pl.String(),
-    "position_a": pl.String(),
-    "position_b": pl.String(),
-    "swapped": pl.Boolean(),
-    "prompt_id": pl.String(),
-    "prompt_set": pl.String(),
-    "category": pl.String(),
-    "language": pl.String(),
-    "response_a_id": pl.String(),
-    "response_b_id": pl.String(),
-    "choice": pl.String(),
-    "winner": pl.String(),
-    "reason": pl.String(),
-    "flagged": pl.Boolean(),
-    "flags": pl.String(),
-    "battle_created_at": pl.Datetime("us", "UTC"),
-    "voted_at": pl.Datetime("us", "UTC"),
-}
+VOTE_COLUMNS = tuple(VOTE_SCHEMA)
 
 
 class VoteRejected(ArenaError, ValueError):
@@ -417,7 +370,7 @@ class VoteStore:
         frame = pl.DataFrame(
             {c: data[c] for c in VOTE_COLUMNS},
             schema={
-                c: (pl.String() if c.endswith("_at") else _VOTE_SCHEMA[c]) for c in VOTE_COLUMNS
+                c: (pl.String() if c.endswith("_at") else VOTE_SCHEMA[c]) for c in VOTE_COLUMNS
             },
             strict=False,
         )
@@ -425,7 +378,7 @@ class VoteStore:
             pl.col("battle_created_at").str.to_datetime(time_zone="UTC", time_unit="us"),
             pl.col("voted_at").str.to_datetime(time_zone="UTC", time_unit="us"),
         )
-        first = ["model_a", "model_b", "winner"]
+        first = VOTE_REQUIRED_COLUMNS
         return frame.select([*first, *[c for c in VOTE_COLUMNS if c not in first]])
 
     def export(self, path: str | Path, *, include_flagged: bool = False) -> Path:

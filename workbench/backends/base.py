@@ -19,7 +19,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 from workbench import errors
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "interrupted"]
+"""Why a response ended; "interrupted": the stream stopped before the engine said why
+(a served request cut off by the server or a dropped connection), with an error."""
 
 
 @dataclass(frozen=True)

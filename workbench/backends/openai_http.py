@@ -7,9 +7,19 @@ and records what the server reports when it does: llama-server's ``timings`` blo
 Ollama's ``*_duration`` counters, the ``usage`` block (asked for with
 ``stream_options.include_usage``).
 
-Every failure becomes one :class:`~workbench.backends.base.Error` with a one-line message
-(connection refused, timed out, HTTP 4xx/5xx with the server's own message, a stream that
-broke mid-answer), so a comparison goes on with its other models. The API key is read from
+The server's load settings are its own, not the client's: a row's ``n_ctx`` is what the
+server reports (llama-server's ``GET /props``, vLLM's ``max_model_len`` in
+``GET /v1/models``) or empty, and ``extra["server_settings"]["source"]`` says where it
+came from (None: the server reports nothing, as llama-cpp-python's server). Threads, GPU
+layers and flash attention are never known for a served model and stay empty.
+
+Every failure becomes one :class:`~workbench.backends.base.Failed` with a one-line
+message (connection refused, timed out, HTTP 4xx/5xx with the server's own message, a
+stream that broke mid-answer), so a comparison goes on with its other models. A stream
+that stops before the server said why it finished (``[DONE]`` without a
+``finish_reason``, as llama-cpp-python's server does to a request a newer one
+interrupts, or a connection a proxy dropped) ends with ``finish_reason="interrupted"``
+and an error: its text is partial. The API key is read from
 an environment variable at request time (``api_key_env``, default ``WORKBENCH_API_KEY``)
 and is never stored in a result row.
 """
@@ -24,6 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +57,34 @@ _FINISH: dict[str, FinishReason] = {"stop": "stop", "eos": "stop", "length": "le
 class _StreamBroke(BackendError):
     """The server ended the stream early (internal: becomes the row's error)."""
 
+    finish: FinishReason = "error"
+
+
+class _StreamCut(_StreamBroke):
+    """The stream stopped before the server said why the answer finished."""
+
+    finish: FinishReason = "interrupted"
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """What a server says about itself, before any prompt is sent."""
+
+    base_url: str
+    """The API root that was asked."""
+    error: str | None = None
+    """One line when the server could not be reached at all; None when it answered."""
+    models: tuple[str, ...] | None = None
+    """Model ids from ``GET {base_url}/models``; None when that list could not be read."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Load settings the server reported (``n_ctx``, ``total_slots``, ``build_info``...)."""
+    source: str | None = None
+    """Where ``settings`` came from (``GET /props``, ``GET /v1/models``); None: nowhere."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
 
 class OpenAIBackend:
     """A model served by an OpenAI-compatible HTTP server.
@@ -61,6 +100,8 @@ class OpenAIBackend:
             the model on the first request, so this is generous).
         sampling_extras: also send ``top_k``, ``min_p`` and ``repeat_penalty`` (accepted
             by llama.cpp's servers, vLLM, SGLang and Ollama; set False for a strict server).
+            They match the in-process backend's sampler settings; see
+            :meth:`request_body` for what that does not match.
     """
 
     backend = "openai-http"
@@ -90,6 +131,7 @@ class OpenAIBackend:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._prefix = parts.path.rstrip("/")
+        self._report: ServerReport | None = None
 
     # ------------------------------------------------------------------ request
 
@@ -102,7 +144,15 @@ class OpenAIBackend:
         return key or None
 
     def request_body(self, prompt: Prompt, config: GenerationConfig) -> dict[str, Any]:
-        """The JSON body sent for ``prompt`` (sampling matches the in-process backend)."""
+        """The JSON body sent for ``prompt``.
+
+        Matched with the in-process backend: the messages, ``max_tokens``, the sampler
+        settings (temperature, top_p, seed and, with ``sampling_extras``, top_k, min_p and
+        repeat_penalty). Not matched, because they are the server's own: its context size,
+        batch sizes, threads, KV-cache types, GPU offload, flash attention and how it
+        applies the chat template. Any of these can change even a greedy answer, so a
+        served model's text may differ from the same file run in-process.
+        """
         messages = []
         if config.system_prompt:
             messages.append({"role": "system", "content": config.system_prompt})
@@ -119,8 +169,7 @@ class OpenAIBackend:
         if config.seed is not None:
             body["seed"] = config.seed
         if self.sampling_extras:
-            # The in-process backend samples with these; sending them makes a served
-            # llama.cpp model answer exactly as the local one does.
+            # The in-process backend samples with these; servers have other defaults.
             body.update(top_k=config.top_k, min_p=0.05, repeat_penalty=1.0)
         return body
 
@@ -132,16 +181,11 @@ class OpenAIBackend:
         conn.sock.settimeout(self.read_timeout_s)
         return conn
 
-    def _open(
-        self, body: dict[str, Any]
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, socket.socket]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        key = self._api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+    def _connect(self) -> http.client.HTTPConnection:
+        """A connection, or _StreamBroke saying in one line why there is none."""
         where = f"{self._host}:{self._port}"
         try:
-            conn = self._connection()
+            return self._connection()
         except ConnectionRefusedError:
             raise _StreamBroke(
                 f"cannot connect to {self.base_url}: connection refused (is the server running?)"
@@ -152,6 +196,21 @@ class OpenAIBackend:
             ) from None
         except OSError as e:
             raise _StreamBroke(f"cannot connect to {where}: {e.strerror or e}") from None
+
+    def _headers(self, **more: str) -> dict[str, str]:
+        headers = dict(more)
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _open(
+        self, body: dict[str, Any]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, socket.socket]:
+        headers = self._headers(**{"Content-Type": "application/json",
+                                   "Accept": "text/event-stream"})  # fmt: skip
+        where = f"{self._host}:{self._port}"
+        conn = self._connect()
         sock = conn.sock  # the response may outlive conn.sock (HTTP/1.0: conn closes early)
         assert sock is not None
         try:
@@ -202,8 +261,13 @@ class OpenAIBackend:
             for text in self._events(resp, state):
                 if text:
                     yield Token(text)
-            if state.finish is None and not state.done:
-                raise _StreamBroke(
+            if state.finish is None and state.done:
+                raise _StreamCut(
+                    f"the stream ended after {state.chunks} chunks without a finish_reason: "
+                    "the answer was cut off (the server interrupted it)"
+                )
+            if state.finish is None:
+                raise _StreamCut(
                     f"the stream broke after {state.chunks} chunks: the server closed the "
                     "connection mid-answer"
                 )
@@ -212,8 +276,9 @@ class OpenAIBackend:
                 self._fill(comp, state, time.perf_counter(), "cancelled")
                 yield Done(comp)
                 return
-            self._fill(comp, state, time.perf_counter(), "error")
+            self._fill(comp, state, time.perf_counter(), e.finish)
             comp.error = str(e)
+            self._server_figures(comp)
             yield Failed(str(e), comp)
             return
         finally:
@@ -222,7 +287,20 @@ class OpenAIBackend:
             conn.close()
         finish = "cancelled" if cancelled.is_set() else _FINISH.get(state.finish or "", "stop")
         self._fill(comp, state, time.perf_counter(), finish)
+        self._server_figures(comp)
         yield Done(comp)
+
+    def _server_figures(self, comp: Completion) -> None:
+        """The server's own load settings, asked once after its first answer (so a server
+        that is down costs no extra connection and no request's timing includes it)."""
+        if self._report is None:
+            report = self.probe()
+            if not report.reachable:
+                return
+            self._report = report
+        comp.extra["server_settings"] = {"source": self._report.source, **self._report.settings}
+        n_ctx = self._report.settings.get("n_ctx")
+        comp.n_ctx = n_ctx if isinstance(n_ctx, int) else None
 
     def _events(self, resp: http.client.HTTPResponse, st: _State) -> Iterator[str]:
         """Visible text pieces from the SSE stream; fills ``st`` as figures arrive."""
@@ -230,8 +308,11 @@ class OpenAIBackend:
         if "text/event-stream" not in ctype:
             # A server that ignored stream=true: one JSON document.
             doc = self._json(_read_all(resp))
-            msg = ((doc.get("choices") or [{}])[0]).get("message") or {}
+            choice = (doc.get("choices") or [{}])[0]
+            msg = choice.get("message") or {}
             st.absorb(doc)
+            # A whole document is a whole answer, even without a finish_reason.
+            st.finish = choice.get("finish_reason") or "stop"
             text = msg.get("content") or ""
             if text:
                 st.first_text()
@@ -247,7 +328,7 @@ class OpenAIBackend:
                     f"no data from the server for {self.read_timeout_s:g} s (timed out)"
                 ) from None
             except (OSError, http.client.HTTPException, ValueError) as e:
-                raise _StreamBroke(
+                raise _StreamCut(
                     f"the stream broke after {st.chunks} chunks: {type(e).__name__}"
                 ) from None
             if not raw:
@@ -356,19 +437,64 @@ class OpenAIBackend:
 
     def served_models(self) -> list[str]:
         """Model ids the server lists at ``GET {base_url}/models`` (empty on failure)."""
+        return list(self.probe().models or ())
+
+    def probe(self) -> ServerReport:
+        """Ask the server what it serves and how it was loaded: ``GET {base_url}/models``
+        (model ids; vLLM adds ``max_model_len``), then llama-server's ``GET /props`` at the
+        server root (``default_generation_settings.n_ctx``, slots, build). Never raises.
+
+        The probe is a request too: llama-cpp-python's server interrupts a stream it is
+        serving to answer it, so this runs before the first prompt and after an answer,
+        never during one."""
         try:
-            conn = self._connection()
-            headers = {}
-            key = self._api_key()
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
-            conn.request("GET", f"{self._prefix}/models", headers=headers)
+            status, doc = self._get(f"{self._prefix}/models")
+        except _StreamBroke as e:
+            return ServerReport(self.base_url, error=str(e))
+        models: tuple[str, ...] | None = None
+        settings: dict[str, Any] = {}
+        source = None
+        data = doc.get("data") if status == 200 and isinstance(doc, dict) else None
+        if isinstance(data, list):
+            entries = [m for m in data if isinstance(m, dict)]
+            models = tuple(str(m.get("id")) for m in entries)
+            mine = [m for m in entries if m.get("id") == self.served_model] or entries[:1]
+            if mine and isinstance(mine[0].get("max_model_len"), int):
+                settings["n_ctx"] = mine[0]["max_model_len"]
+                source = "GET /v1/models"
+        root = self._prefix.removesuffix("/v1")
+        try:
+            status, props = self._get(f"{root}/props")
+        except _StreamBroke:
+            status, props = 0, None
+        if status == 200 and isinstance(props, dict):
+            dgs = props.get("default_generation_settings")
+            n_ctx = dgs.get("n_ctx") if isinstance(dgs, dict) else None
+            if isinstance(n_ctx, int):
+                settings["n_ctx"] = n_ctx
+                source = "GET /props"
+            for key in ("total_slots", "build_info", "model_path"):
+                if isinstance(props.get(key), int | str):
+                    settings[key] = props[key]
+        return ServerReport(self.base_url, None, models, settings, source)
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        """``GET path``: (HTTP status, the JSON body or None); status 0 when the answer
+        broke off. Raises _StreamBroke when the server cannot be reached."""
+        headers = self._headers()
+        conn = self._connect()
+        try:
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            doc = json.loads(_read_all(resp)) if resp.status == 200 else {}
+            raw = resp.read()
+        except (OSError, http.client.HTTPException):
+            return 0, None
+        finally:
             conn.close()
-        except (OSError, http.client.HTTPException, ValueError, _StreamBroke):
-            return []
-        return [str(m.get("id")) for m in doc.get("data", []) if isinstance(m, dict)]
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, None
 
     def close(self) -> None:
         """Nothing to release: each request opens and closes its own connection."""

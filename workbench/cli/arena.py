@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument(
         "--study",
         metavar="STUDY.toml",
-        help="the study file (default: the bundled demo study data/studies/demo.toml)",
+        help="the study file (default: the demo study bundled with workbench)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
 DEFAULT_CTXS = (4096, 32768, 131072)
 
 if TYPE_CHECKING:
+    from workbench.gguf import ModelInfo
     from workbench.models.registry import ModelRef
 
 
@@ -104,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
             info = ref.info()
             ctxs = _ctxs_for(info.n_ctx_train, args.ctx)
             plans = [plan(info, c, **kw) for c in ctxs]
-            fit = None
+            fit = capped = None
             if args.budget is not None:
                 fit = max_context(info, args.budget * GIB, **kw)
+                # The search stops at the trained context: say so when that is the answer.
+                capped = fit > 0 and fit == max_context(info, math.inf, **kw)
         except (GGUFError, UnsupportedArch, ValueError) as e:
             errors += 1
             print(f"workbench memory: {ref.name}: {e}", file=sys.stderr)
@@ -115,22 +119,26 @@ def run(args: argparse.Namespace) -> int:
             row = {"model": ref.name, **{k: v for k, v in p.as_row().items() if k != "model"}}
             if args.budget is not None:
                 row["budget_gib"] = args.budget
+                row["over_budget"] = p.total_bytes > args.budget * GIB
                 row["max_ctx"] = fit
+                row["max_ctx_is_trained_cap"] = capped
             rows.append(row)
         text.append(f"{ref.name}  ({info.arch}, {info.quant}, trained ctx {info.n_ctx_train})")
         heads = ("weights", "KV cache", "state", "total")
         text.append(f"  {'ctx':>8}" + "".join(f"  {h:>11}" for h in heads))
         for p in plans:
+            over = args.budget is not None and p.total_bytes > args.budget * GIB
             text.append(
                 f"  {p.ctx:>8}  {format_bytes(p.weights_bytes):>11}  {format_bytes(p.kv_bytes):>11}"
                 f"  {format_bytes(p.state_bytes):>11}  {format_bytes(p.total_bytes):>11}"
+                + (f"  over {args.budget:g} GiB" if over else "")
             )
         text.append(
             f"  KV per token: {format_bytes(plans[0].kv_bytes_per_token)}"
             f" ({args.kv_type}, swa_full={'on' if args.swa_full else 'off'})"
         )
         if fit is not None:
-            text.append(f"  max context in {args.budget:g} GiB: {fit}")
+            text.append(f"  max context in {args.budget:g} GiB: {_fit_text(fit, capped, info)}")
         text.append("")
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -148,3 +156,15 @@ def _resolve(spec: str) -> ModelRef:
     if spec.startswith(("twin:", "catalog:")):
         return registry.twin_ref(spec, fill="zeros")
     return registry.resolve(spec)
+
+
+def _fit_text(fit: int, capped: bool | None, info: ModelInfo) -> str:
+    """The budget's answer in words: a number alone would hide that the trained context,
+    not the memory, set it."""
+    from workbench.models.memory import CTX_PAD
+
+    if fit == 0:
+        return f"none (not even {CTX_PAD} tokens fit beside the weights)"
+    if capped:
+        return f"{fit}, the trained context: the model's cap, not the memory's limit"
+    return f"{fit} (trained context {info.n_ctx_train})"

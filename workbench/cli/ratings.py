@@ -127,18 +127,14 @@ def _table(rows: list[dict[str, Any]], by: str | None, style: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Prints the leaderboard; user errors raise CliError."""
+    """Prints the leaderboard. A bad flag raises CliError; a missing or malformed votes
+    file, or an option the votes cannot take, the ratings' own InputError."""
     from workbench import ratings
 
     anchor = _parse_anchor(args.anchor)
     if args.bootstrap < 0:
         raise CliError("--bootstrap must be >= 0")
-    try:
-        votes = ratings.read_votes(args.votes_file)
-    except FileNotFoundError as e:
-        raise CliError(str(e)) from None
-    except ratings.VotesFileError as e:
-        raise CliError(str(e)) from None
+    votes = ratings.read_votes(args.votes_file)
     n_models = len(set(votes["model_a"].to_list()) | set(votes["model_b"].to_list()))
     print(f"{votes.height} votes among {n_models} models", file=sys.stderr)
     kw: dict[str, Any] = {
@@ -150,13 +146,10 @@ def run(args: argparse.Namespace) -> int:
         "anchor": anchor,
         "style_control": args.style_control,
     }
-    try:
-        if args.by:
-            board = ratings.leaderboard_by(votes, args.by, **kw)
-        else:
-            board = ratings.leaderboard(votes, **kw)
-    except ValueError as e:  # VotesFileError included
-        raise CliError(str(e)) from None
+    if args.by:
+        board = ratings.leaderboard_by(votes, args.by, **kw)
+    else:
+        board = ratings.leaderboard(votes, **kw)
     rows = [{k: _clean(v) for k, v in row.items()} for row in board.to_dicts()]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)

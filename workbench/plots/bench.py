@@ -1,4 +1,4 @@
-"""Figures of bench frames (:data:`workbench.bench.BENCH_SCHEMA`); they only draw."""
+"""Figures of bench frames (:data:`workbench.schemas.BENCH_SCHEMA`); they only draw."""
 
 from __future__ import annotations
 

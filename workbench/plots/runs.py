@@ -2,7 +2,7 @@
 
 Every figure shows distributions (a box with every response drawn as a point), not only
 means: on a laptop one slow response in five is exactly what a user wants to see. Each
-function takes a runs frame (``workbench.store.RUN_SCHEMA``) and returns a Plotly figure;
+function takes a runs frame (``workbench.schemas.RUN_SCHEMA``) and returns a Plotly figure;
 rows whose metric is missing (failed responses) are left out of that figure.
 """
 
