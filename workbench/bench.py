@@ -44,6 +44,7 @@ from workbench.gguf import KV_CACHE_TYPES as KV_TYPES
 from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 from workbench.schemas import BENCH_SCHEMA
+from workbench.stats import median_interval
 
 __all__ = [
     "BENCH_SCHEMA",
@@ -267,18 +268,8 @@ def paired_ratio(samples_ns: Sequence[int], baseline_ns: Sequence[int]) -> Paire
     if n == 0:
         return PairedRatio(math.nan, math.nan, math.nan, 0)
     # t/s ratio = (tokens / t_model) / (tokens / t_baseline) = t_baseline / t_model
-    ratios = sorted(b / a for a, b in zip(samples_ns[:n], baseline_ns[:n], strict=True))
-    mid = n // 2
-    median = ratios[mid] if n % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    k, tail = 0, 0.0
-    while True:
-        tail += math.comb(n, k) / 2**n  # P(X <= k)
-        if tail > 0.025:
-            break
-        k += 1
-    if k == 0:
-        return PairedRatio(median, math.nan, math.nan, n)
-    return PairedRatio(median, ratios[k - 1], ratios[n - k], n)
+    m = median_interval([b / a for a, b in zip(samples_ns[:n], baseline_ns[:n], strict=True)])
+    return PairedRatio(m.median, m.low, m.high, n)
 
 
 def speed_ratios(frame: pl.DataFrame, baseline: str) -> pl.DataFrame:

@@ -16,7 +16,7 @@ import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,7 +122,7 @@ class Runner:
         models: registry names, .gguf paths, endpoint URLs or ModelRefs.
         config: generation settings shared by all models.
         store: where rows are appended (None: keep them only in the returned frame).
-        budget_bytes: memory for loaded models (default: 75% of RAM).
+        budget_bytes: memory for loaded models (default: ``host.default_budget_bytes()``).
     """
 
     def __init__(
@@ -154,6 +154,10 @@ class Runner:
     @property
     def model_names(self) -> list[str]:
         return list(self._slots)
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether ``name`` is loaded and warm (a served model always is)."""
+        return bool(getattr(self._slots[name].backend, "loaded", True))
 
     # ------------------------------------------------------------------ memory
 
@@ -465,8 +469,3 @@ def check_prompts(prompts: Sequence[Prompt | str]) -> list[Prompt]:
             which = "the prompt" if len(out) == 1 else f"prompt {i + 1} ({p.id})"
             raise InputError(f"{which} is empty: give some text to send")
     return out
-
-
-def config_dict(config: GenerationConfig) -> dict[str, Any]:
-    """The config as a plain dict (for JSON output)."""
-    return asdict(config)
