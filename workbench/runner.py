@@ -40,7 +40,6 @@ from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes, host_info
 from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
-from workbench.schemas import RunRow
 from workbench.store import RunStore, rows_to_frame
 
 __all__ = [
@@ -83,7 +82,7 @@ class ResponseFinished:
     model: str
     prompt_id: str
     rep: int
-    row: RunRow
+    row: dict[str, Any]
     completion: Completion
 
     @property
@@ -154,7 +153,7 @@ class Runner:
 
     def is_loaded(self, name: str) -> bool:
         """Whether ``name`` is loaded and warm (a served model always is)."""
-        return self._slots[name].backend.loaded
+        return bool(getattr(self._slots[name].backend, "loaded", True))
 
     # ------------------------------------------------------------------ memory
 
@@ -197,7 +196,7 @@ class Runner:
 
     def _row(
         self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
-    ) -> RunRow:
+    ) -> dict[str, Any]:
         slot = self._slots[name]
         cfg = self.config
         info = slot.info

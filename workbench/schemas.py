@@ -7,9 +7,6 @@ here, and so do tests and plots that check or build frames.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, TypedDict, get_type_hints
-
 import polars as pl
 
 __all__ = [
@@ -18,113 +15,93 @@ __all__ = [
     "VOTE_REQUIRED_COLUMNS",
     "VOTE_SCHEMA",
     "VOTE_WINNERS",
-    "BenchRow",
-    "RunRow",
 ]
 
-
-def _schema(row: type) -> dict[str, pl.DataType]:
-    """``{column: dtype}`` from a row TypedDict whose annotations carry the dtype."""
-    hints = get_type_hints(row, include_extras=True)
-    return {col: hint.__metadata__[0] for col, hint in hints.items()}
-
-
-class RunRow(TypedDict, total=False):
-    """A result row as the runner builds it: each column's Python type and, in the
-    annotation, its Polars dtype. ``RUN_SCHEMA`` is derived from it, so mypy checks the
-    rows and the schema cannot drift from them."""
-
-    run_id: Annotated[str, pl.String()]
-    row_id: Annotated[str, pl.String()]
-    created_at: Annotated[datetime, pl.Datetime("us", "UTC")]
-    prompt_set: Annotated[str | None, pl.String()]
-    prompt_id: Annotated[str | None, pl.String()]
-    prompt: Annotated[str | None, pl.String()]
-    system_prompt: Annotated[str | None, pl.String()]
-    category: Annotated[str | None, pl.String()]
-    language: Annotated[str | None, pl.String()]
-    rep: Annotated[int | None, pl.Int32()]
-    model: Annotated[str, pl.String()]
-    model_path: Annotated[str | None, pl.String()]
-    model_sha256: Annotated[str | None, pl.String()]
-    arch: Annotated[str | None, pl.String()]
-    quant: Annotated[str | None, pl.String()]
-    params: Annotated[int | None, pl.Int64()]
-    backend: Annotated[str | None, pl.String()]
-    temperature: Annotated[float | None, pl.Float64()]
-    top_p: Annotated[float | None, pl.Float64()]
-    top_k: Annotated[int | None, pl.Int32()]
-    min_p: Annotated[float | None, pl.Float64()]
-    repeat_penalty: Annotated[float | None, pl.Float64()]
-    seed: Annotated[int | None, pl.Int64()]
-    max_tokens: Annotated[int | None, pl.Int32()]
-    n_ctx: Annotated[int | None, pl.Int32()]
-    n_threads: Annotated[int | None, pl.Int32()]
-    n_gpu_layers: Annotated[int | None, pl.Int32()]
-    flash_attn: Annotated[bool | None, pl.Boolean()]
-    response: Annotated[str | None, pl.String()]
-    finish_reason: Annotated[str | None, pl.String()]
-    error: Annotated[str | None, pl.String()]
-    prompt_tokens: Annotated[int | None, pl.Int32()]
-    completion_tokens: Annotated[int | None, pl.Int32()]
-    ttft_s: Annotated[float | None, pl.Float64()]
-    total_s: Annotated[float | None, pl.Float64()]
-    prompt_tps: Annotated[float | None, pl.Float64()]
-    gen_tps: Annotated[float | None, pl.Float64()]
-    gen_tps_wall: Annotated[float | None, pl.Float64()]
-    spawn_s: Annotated[float | None, pl.Float64()]
-    load_s: Annotated[float | None, pl.Float64()]
-    peak_rss_bytes: Annotated[int | None, pl.Int64()]
-    kv_cache_bytes: Annotated[int | None, pl.Int64()]
-    workbench_version: Annotated[str | None, pl.String()]
-    llama_cpp_version: Annotated[str | None, pl.String()]
-    host: Annotated[str | None, pl.String()]
-    extra: Annotated[str | None, pl.String()]
-
-
-RUN_SCHEMA: dict[str, pl.DataType] = _schema(RunRow)
+RUN_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "row_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "prompt_set": pl.String(),
+    "prompt_id": pl.String(),
+    "prompt": pl.String(),
+    "system_prompt": pl.String(),
+    "category": pl.String(),
+    "language": pl.String(),
+    "rep": pl.Int32(),
+    "model": pl.String(),
+    "model_path": pl.String(),
+    "model_sha256": pl.String(),
+    "arch": pl.String(),
+    "quant": pl.String(),
+    "params": pl.Int64(),
+    "backend": pl.String(),
+    "temperature": pl.Float64(),
+    "top_p": pl.Float64(),
+    "top_k": pl.Int32(),
+    "min_p": pl.Float64(),
+    "repeat_penalty": pl.Float64(),
+    "seed": pl.Int64(),
+    "max_tokens": pl.Int32(),
+    "n_ctx": pl.Int32(),
+    "n_threads": pl.Int32(),
+    "n_gpu_layers": pl.Int32(),
+    "flash_attn": pl.Boolean(),
+    "response": pl.String(),
+    "finish_reason": pl.String(),
+    "error": pl.String(),
+    "prompt_tokens": pl.Int32(),
+    "completion_tokens": pl.Int32(),
+    "ttft_s": pl.Float64(),
+    "total_s": pl.Float64(),
+    "prompt_tps": pl.Float64(),
+    "gen_tps": pl.Float64(),
+    "gen_tps_wall": pl.Float64(),
+    "spawn_s": pl.Float64(),
+    "load_s": pl.Float64(),
+    "peak_rss_bytes": pl.Int64(),
+    "kv_cache_bytes": pl.Int64(),
+    "workbench_version": pl.String(),
+    "llama_cpp_version": pl.String(),
+    "host": pl.String(),
+    "extra": pl.String(),
+}
 """One row per response (``RunStore``, table ``runs``). ``host`` and ``extra`` hold JSON."""
 
-
-class BenchRow(TypedDict, total=False):
-    """A bench row (see :class:`RunRow`: ``BENCH_SCHEMA`` is derived the same way)."""
-
-    run_id: Annotated[str, pl.String()]
-    created_at: Annotated[datetime, pl.Datetime("us", "UTC")]
-    model: Annotated[str, pl.String()]
-    model_path: Annotated[str | None, pl.String()]
-    arch: Annotated[str | None, pl.String()]
-    quant: Annotated[str | None, pl.String()]
-    params: Annotated[int | None, pl.Int64()]
-    size_bytes: Annotated[int | None, pl.Int64()]
-    twin: Annotated[bool | None, pl.Boolean()]
-    backend: Annotated[str | None, pl.String()]
-    test: Annotated[str | None, pl.String()]
-    n_prompt: Annotated[int | None, pl.Int32()]
-    n_gen: Annotated[int | None, pl.Int32()]
-    depth: Annotated[int | None, pl.Int32()]
-    reps: Annotated[int | None, pl.Int32()]
-    interleaved: Annotated[bool | None, pl.Boolean()]
-    n_threads: Annotated[int | None, pl.Int32()]
-    n_batch: Annotated[int | None, pl.Int32()]
-    n_ubatch: Annotated[int | None, pl.Int32()]
-    flash_attn: Annotated[bool | None, pl.Boolean()]
-    flash_attn_used: Annotated[bool | None, pl.Boolean()]
-    type_k: Annotated[str | None, pl.String()]
-    type_v: Annotated[str | None, pl.String()]
-    n_gpu_layers: Annotated[int | None, pl.Int32()]
-    n_ctx: Annotated[int | None, pl.Int32()]
-    tps_mean: Annotated[float | None, pl.Float64()]
-    tps_sd: Annotated[float | None, pl.Float64()]
-    samples_tps: Annotated[list[float] | None, pl.List(pl.Float64())]
-    samples_ns: Annotated[list[int] | None, pl.List(pl.Int64())]
-    error: Annotated[str | None, pl.String()]
-    workbench_version: Annotated[str | None, pl.String()]
-    llama_cpp_version: Annotated[str | None, pl.String()]
-    host: Annotated[str | None, pl.String()]
-
-
-BENCH_SCHEMA: dict[str, pl.DataType] = _schema(BenchRow)
+BENCH_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "model": pl.String(),
+    "model_path": pl.String(),
+    "arch": pl.String(),
+    "quant": pl.String(),
+    "params": pl.Int64(),
+    "size_bytes": pl.Int64(),
+    "twin": pl.Boolean(),
+    "backend": pl.String(),
+    "test": pl.String(),
+    "n_prompt": pl.Int32(),
+    "n_gen": pl.Int32(),
+    "depth": pl.Int32(),
+    "reps": pl.Int32(),
+    "interleaved": pl.Boolean(),
+    "n_threads": pl.Int32(),
+    "n_batch": pl.Int32(),
+    "n_ubatch": pl.Int32(),
+    "flash_attn": pl.Boolean(),
+    "flash_attn_used": pl.Boolean(),
+    "type_k": pl.String(),
+    "type_v": pl.String(),
+    "n_gpu_layers": pl.Int32(),
+    "n_ctx": pl.Int32(),
+    "tps_mean": pl.Float64(),
+    "tps_sd": pl.Float64(),
+    "samples_tps": pl.List(pl.Float64()),
+    "samples_ns": pl.List(pl.Int64()),
+    "error": pl.String(),
+    "workbench_version": pl.String(),
+    "llama_cpp_version": pl.String(),
+    "host": pl.String(),
+}
 """One row per (model, settings, depth, test) of a speed run (table ``bench``).
 ``flash_attn`` is the request (null = auto), ``flash_attn_used`` what llama.cpp chose.
 ``twin`` is true for a synthetic twin (random weights: its speed is the original's, its

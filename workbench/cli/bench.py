@@ -6,11 +6,10 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from workbench.cli import CliError
-from workbench.schemas import BenchRow
 
 T = TypeVar("T")
 
@@ -114,14 +113,14 @@ def _fa_text(v: bool | None) -> str:
     return "auto" if v is None else str(int(v))
 
 
-def _test_name(r: Mapping[str, Any]) -> str:
+def _test_name(r: dict[str, Any]) -> str:
     if r["test"] is None:
         return "-"
     n = r["n_prompt"] if r["test"] == "pp" else r["n_gen"]
     return f"{r['test']}{n}" + (f" @ d{r['depth']}" if r["depth"] else "")
 
 
-def table(rows: Sequence[Mapping[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]]) -> str:
     """llama-bench's markdown table: settings, test, t/s as mean +- sd."""
     head = ["model", "ngl", "threads", "n_batch", "fa", "type_k", "test", "t/s"]
     body = []
@@ -198,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     total = len(cases) * len(refs)
     done = 0
 
-    def progress(row: BenchRow) -> None:
+    def progress(row: dict[str, Any]) -> None:
         nonlocal done
         done += 1
         model = row["model"] + (" (twin)" if row.get("twin") else "")

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from workbench.paths import data_dir
-from workbench.schemas import BENCH_SCHEMA, BenchRow
+from workbench.schemas import BENCH_SCHEMA
 from workbench.store import load_table
 
 BENCH_TABLE = "bench"
 
 
-def rows_to_bench_frame(rows: Sequence[BenchRow]) -> pl.DataFrame:
+def rows_to_bench_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
     """Row dicts -> a frame with exactly BENCH_SCHEMA."""
     return pl.DataFrame(
         [{c: r.get(c) for c in BENCH_SCHEMA} for r in rows], schema=BENCH_SCHEMA, strict=False

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import polars as pl
 import psutil
@@ -28,7 +28,7 @@ from workbench.host import host_info
 from workbench.llama.process import Worker
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 from workbench.paths import data_dir
-from workbench.schemas import BENCH_SCHEMA, BenchRow
+from workbench.schemas import BENCH_SCHEMA
 from workbench.speed.cases import BenchCase, BenchError, BenchSettings, bench_cases
 from workbench.speed.results import BENCH_TABLE, rows_to_bench_frame
 from workbench.speed.stats import rate_stats
@@ -150,11 +150,11 @@ def _row(
     reps: int,
     figures: dict[str, Any] | None,
     error: str | None,
-    meta: BenchRow,
+    meta: dict[str, Any],
     interleaved: bool = False,
-) -> BenchRow:
+) -> dict[str, Any]:
     info = mr.info
-    row: BenchRow = {
+    row: dict[str, Any] = {
         "run_id": run_id,
         "created_at": datetime.now(UTC),
         "model": mr.ref.name,
@@ -172,37 +172,32 @@ def _row(
     }
     if case is not None:
         row.update(
-            {
-                "test": case.test,
-                "n_prompt": case.n_prompt,
-                "n_gen": case.n_gen,
-                "depth": case.depth,
-                "n_threads": case.n_threads,
-                "n_batch": case.n_batch,
-                "n_ubatch": case.n_ubatch,
-                "flash_attn": case.flash_attn,
-                "type_k": case.type_k,
-                "type_v": case.type_v,
-                "n_gpu_layers": case.n_gpu_layers,
-            }
+            test=case.test,
+            n_prompt=case.n_prompt,
+            n_gen=case.n_gen,
+            depth=case.depth,
+            n_threads=case.n_threads,
+            n_batch=case.n_batch,
+            n_ubatch=case.n_ubatch,
+            flash_attn=case.flash_attn,
+            type_k=case.type_k,
+            type_v=case.type_v,
+            n_gpu_layers=case.n_gpu_layers,
         )
     if figures is not None and case is not None:
         stats = rate_stats(figures["samples_ns"], case.n_prompt + case.n_gen)
         row.update(
-            {
-                "n_ctx": figures.get("n_ctx"),
-                "flash_attn_used": figures.get("flash_attn_used"),
-                "samples_ns": list(figures["samples_ns"]),
-                "samples_tps": stats.samples_tps,
-                "tps_mean": stats.mean,
-                "tps_sd": stats.sd,
-            }
+            n_ctx=figures.get("n_ctx"),
+            flash_attn_used=figures.get("flash_attn_used"),
+            samples_ns=list(figures["samples_ns"]),
+            samples_tps=stats.samples_tps,
+            tps_mean=stats.mean,
+            tps_sd=stats.sd,
         )
-    # Every column present (null where unknown), in the schema's order.
-    return cast(BenchRow, {c: row.get(c) for c in BENCH_SCHEMA})
+    return {c: row.get(c) for c in BENCH_SCHEMA}
 
 
-def _meta() -> BenchRow:
+def _meta() -> dict[str, Any]:
     return {
         "workbench_version": __version__,
         "llama_cpp_version": llama_cpp_version(),
@@ -233,7 +228,7 @@ def iter_bench(
     sweep: BenchSettings | None = None,
     warmup: bool = True,
     interleave: bool = False,
-) -> Iterator[BenchRow]:
+) -> Iterator[dict[str, Any]]:
     """Like :func:`bench`, but yields each row (a dict with BENCH_SCHEMA's keys) as soon
     as its test finishes, for progress displays. Nothing is stored."""
     if reps < 1:
@@ -267,8 +262,8 @@ def _interleaved(
     reps: int,
     warmup: bool,
     run_id: str,
-    meta: BenchRow,
-) -> Iterator[BenchRow]:
+    meta: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
     """All models in one process, their repetitions taking turns. If llama.cpp kills
     that process, which model did it is unknown: each model then finishes its remaining
     tests alone, so the one at fault reports the abort and the others still run."""
@@ -300,7 +295,7 @@ def bench(
     sweep: BenchSettings | None = None,
     store: StoreArg = True,
     warmup: bool = True,
-    on_row: Callable[[BenchRow], None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
     interleave: bool = False,
 ) -> pl.DataFrame:
     """Benchmark prompt processing and generation speed of each model, llama-bench style.

@@ -36,7 +36,6 @@ from workbench.backends.base import GenerationConfig, Prompt
 from workbench.host import idle_release_s
 from workbench.models.registry import ModelRef, list_models, resolve
 from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
-from workbench.schemas import RunRow
 from workbench.store import RunStore, rows_to_frame
 
 __all__ = ["ComparePanel", "ModelColumn", "close_tree", "figure_bundle"]
@@ -121,7 +120,7 @@ class ModelColumn:
         self.cold = True
         """Whether the model had to be loaded for this response (set by ``start``)."""
         self.error: str | None = None
-        self.row: RunRow | None = None
+        self.row: dict[str, Any] | None = None
         self.chunks = 0
         self.redraws = 0
         """How many times the column's widgets were redrawn (the throttle keeps it low)."""
@@ -191,7 +190,7 @@ class ModelColumn:
         if self.row is not None:
             r = self.row
             tps = r.get("gen_tps") or r.get("gen_tps_wall")
-            note = r.get("finish_reason") or ""
+            note = r["finish_reason"]
             if r.get("load_s"):
                 note += f", loaded in {r['load_s']:.1f} s"
             return (
@@ -213,8 +212,8 @@ class ModelColumn:
             "loading": "loading" if self.cold else "waiting",
             "streaming": "…",
         }.get(self.state, "–")
-        notes = {"waiting": "queued", "streaming": "live", "skipped": "not run"}
-        return ttft, _fmt(tps, ".1f"), _fmt(self.chunks or None, "d"), notes.get(self.state, "")
+        note = {"waiting": "queued", "streaming": "live", "skipped": "not run"}
+        return ttft, _fmt(tps, ".1f"), _fmt(self.chunks or None, "d"), note.get(self.state, "")
 
     def _draw(self, now: float | None = None) -> None:
         self._last_draw = now if now is not None else time.perf_counter()
@@ -340,7 +339,7 @@ class ComparePanel(widgets.VBox):
         self.figures_box.add_class("wb-figures")
 
         self.columns: dict[str, ModelColumn] = {}
-        self.rows: list[RunRow] = []
+        self.rows: list[dict[str, Any]] = []
         """Result rows of every response this panel produced (also in the store)."""
         self.figures: dict[str, Any] = {}
         """The latest Plotly figures (ttft, speed, length), built from ``rows``."""
