@@ -14,6 +14,7 @@ import pytest
 
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.runner import ResponseFinished, Runner, TokenChunk
+from workbench.schemas import RUN_SCHEMA
 from workbench.store import RunStore, rows_to_frame
 
 CFG = GenerationConfig(temperature=0.0, seed=42, max_tokens=12, n_ctx=512)
@@ -42,6 +43,7 @@ def test_side_by_side_rows(runner: Runner) -> None:
         assert r["response"] and r["response"] == streamed[r["model"]]
         for col in ("ttft_s", "gen_tps", "prompt_tps", "total_s", "peak_rss_bytes"):
             assert r[col] is not None and r[col] > 0, col
+        assert list(r) == list(RUN_SCHEMA), "a RunRow carries every column, in order"
         assert r["spawn_s"] is not None and r["load_s"] is not None
         assert (r["min_p"], r["repeat_penalty"]) == (CFG.min_p, CFG.repeat_penalty)
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
@@ -145,11 +147,11 @@ def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
     # A budget that holds one bundled model but not two.
     with Runner(bundled, cfg, budget_bytes=300 * 2**20) as r:
         r.run(["Hi"])
-        loaded = [n for n in r.model_names if r._slots[n].backend.loaded]  # type: ignore[attr-defined]
+        loaded = [n for n in r.model_names if r._slots[n].backend.loaded]
         assert loaded == [r.model_names[-1]]
     with Runner(bundled, cfg, budget_bytes=8 * 2**30) as r:
         r.run(["Hi"])
-        assert all(r._slots[n].backend.loaded for n in r.model_names)  # type: ignore[attr-defined]
+        assert all(r._slots[n].backend.loaded for n in r.model_names)
 
 
 def test_compare_works_from_a_plain_script_without_a_main_guard(

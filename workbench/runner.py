@@ -40,6 +40,7 @@ from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes, host_info
 from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
+from workbench.schemas import RunRow
 from workbench.store import RunStore, rows_to_frame
 
 __all__ = [
@@ -82,7 +83,7 @@ class ResponseFinished:
     model: str
     prompt_id: str
     rep: int
-    row: dict[str, Any]
+    row: RunRow
     completion: Completion
 
     @property
@@ -196,7 +197,7 @@ class Runner:
 
     def _row(
         self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
-    ) -> dict[str, Any]:
+    ) -> RunRow:
         slot = self._slots[name]
         cfg = self.config
         info = slot.info

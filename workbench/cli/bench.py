@@ -6,10 +6,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.cli import CliError
+
+if TYPE_CHECKING:
+    from workbench.schemas import BenchRow
 
 T = TypeVar("T")
 
@@ -113,7 +116,7 @@ def _fa_text(v: bool | None) -> str:
     return "auto" if v is None else str(int(v))
 
 
-def _test_name(r: dict[str, Any]) -> str:
+def _test_name(r: Mapping[str, Any]) -> str:
     if r["test"] is None:
         return "-"
     n = r["n_prompt"] if r["test"] == "pp" else r["n_gen"]
@@ -197,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     total = len(cases) * len(refs)
     done = 0
 
-    def progress(row: dict[str, Any]) -> None:
+    def progress(row: BenchRow) -> None:
         nonlocal done
         done += 1
         model = row["model"] + (" (twin)" if row.get("twin") else "")

@@ -4,7 +4,7 @@ tool comparisons."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from workbench.store import load_table
 BENCH_TABLE = "bench"
 
 
-def rows_to_bench_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+def rows_to_bench_frame(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     """Row dicts -> a frame with exactly BENCH_SCHEMA."""
     return pl.DataFrame(
         [{c: r.get(c) for c in BENCH_SCHEMA} for r in rows], schema=BENCH_SCHEMA, strict=False

@@ -28,7 +28,7 @@ from workbench.host import host_info
 from workbench.llama.process import Worker
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 from workbench.paths import data_dir
-from workbench.schemas import BENCH_SCHEMA
+from workbench.schemas import BenchRow
 from workbench.speed.cases import BenchCase, BenchError, BenchSettings, bench_cases
 from workbench.speed.results import BENCH_TABLE, rows_to_bench_frame
 from workbench.speed.stats import rate_stats
@@ -150,11 +150,16 @@ def _row(
     reps: int,
     figures: dict[str, Any] | None,
     error: str | None,
-    meta: dict[str, Any],
+    meta: _Meta,
     interleaved: bool = False,
-) -> dict[str, Any]:
+) -> BenchRow:
     info = mr.info
-    row: dict[str, Any] = {
+    stats = (
+        rate_stats(figures["samples_ns"], case.n_prompt + case.n_gen)
+        if figures is not None and case is not None
+        else None
+    )
+    return {
         "run_id": run_id,
         "created_at": datetime.now(UTC),
         "model": mr.ref.name,
@@ -165,44 +170,44 @@ def _row(
         "size_bytes": info.size_bytes if info else None,
         "twin": info.is_twin if info else None,
         "backend": "llama-cpp",
+        "test": case.test if case else None,
+        "n_prompt": case.n_prompt if case else None,
+        "n_gen": case.n_gen if case else None,
+        "depth": case.depth if case else None,
         "reps": reps,
         "interleaved": interleaved,
+        "n_threads": case.n_threads if case else None,
+        "n_batch": case.n_batch if case else None,
+        "n_ubatch": case.n_ubatch if case else None,
+        "flash_attn": case.flash_attn if case else None,
+        "flash_attn_used": figures.get("flash_attn_used") if figures else None,
+        "type_k": case.type_k if case else None,
+        "type_v": case.type_v if case else None,
+        "n_gpu_layers": case.n_gpu_layers if case else None,
+        "n_ctx": figures.get("n_ctx") if figures else None,
+        "tps_mean": stats.mean if stats else None,
+        "tps_sd": stats.sd if stats else None,
+        "samples_tps": stats.samples_tps if stats else None,
+        "samples_ns": list(figures["samples_ns"]) if stats and figures else None,
         "error": error,
-        **meta,
+        "workbench_version": meta.workbench_version,
+        "llama_cpp_version": meta.llama_cpp_version,
+        "host": meta.host,
     }
-    if case is not None:
-        row.update(
-            test=case.test,
-            n_prompt=case.n_prompt,
-            n_gen=case.n_gen,
-            depth=case.depth,
-            n_threads=case.n_threads,
-            n_batch=case.n_batch,
-            n_ubatch=case.n_ubatch,
-            flash_attn=case.flash_attn,
-            type_k=case.type_k,
-            type_v=case.type_v,
-            n_gpu_layers=case.n_gpu_layers,
-        )
-    if figures is not None and case is not None:
-        stats = rate_stats(figures["samples_ns"], case.n_prompt + case.n_gen)
-        row.update(
-            n_ctx=figures.get("n_ctx"),
-            flash_attn_used=figures.get("flash_attn_used"),
-            samples_ns=list(figures["samples_ns"]),
-            samples_tps=stats.samples_tps,
-            tps_mean=stats.mean,
-            tps_sd=stats.sd,
-        )
-    return {c: row.get(c) for c in BENCH_SCHEMA}
 
 
-def _meta() -> dict[str, Any]:
-    return {
-        "workbench_version": __version__,
-        "llama_cpp_version": llama_cpp_version(),
-        "host": json.dumps(host_info().as_dict()),
-    }
+@dataclass(frozen=True)
+class _Meta:
+    """What every row of one run says about the software and the machine."""
+
+    workbench_version: str
+    llama_cpp_version: str | None
+    host: str
+    """host_info() as JSON."""
+
+
+def _meta() -> _Meta:
+    return _Meta(__version__, llama_cpp_version(), json.dumps(host_info().as_dict()))
 
 
 def check_interleave_fits(infos: Sequence[ModelInfo], available_bytes: int) -> None:
@@ -228,8 +233,8 @@ def iter_bench(
     sweep: BenchSettings | None = None,
     warmup: bool = True,
     interleave: bool = False,
-) -> Iterator[dict[str, Any]]:
-    """Like :func:`bench`, but yields each row (a dict with BENCH_SCHEMA's keys) as soon
+) -> Iterator[BenchRow]:
+    """Like :func:`bench`, but yields each row (a :class:`~workbench.schemas.BenchRow`) as soon
     as its test finishes, for progress displays. Nothing is stored."""
     if reps < 1:
         raise BenchError("reps must be at least 1")
@@ -262,8 +267,8 @@ def _interleaved(
     reps: int,
     warmup: bool,
     run_id: str,
-    meta: dict[str, Any],
-) -> Iterator[dict[str, Any]]:
+    meta: _Meta,
+) -> Iterator[BenchRow]:
     """All models in one process, their repetitions taking turns. If llama.cpp kills
     that process, which model did it is unknown: each model then finishes its remaining
     tests alone, so the one at fault reports the abort and the others still run."""
@@ -295,7 +300,7 @@ def bench(
     sweep: BenchSettings | None = None,
     store: StoreArg = True,
     warmup: bool = True,
-    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_row: Callable[[BenchRow], None] | None = None,
     interleave: bool = False,
 ) -> pl.DataFrame:
     """Benchmark prompt processing and generation speed of each model, llama-bench style.

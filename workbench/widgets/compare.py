@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -120,7 +120,7 @@ class ModelColumn:
         self.cold = True
         """Whether the model had to be loaded for this response (set by ``start``)."""
         self.error: str | None = None
-        self.row: dict[str, Any] | None = None
+        self.row: Mapping[str, Any] | None = None
         self.chunks = 0
         self.redraws = 0
         """How many times the column's widgets were redrawn (the throttle keeps it low)."""
@@ -339,7 +339,7 @@ class ComparePanel(widgets.VBox):
         self.figures_box.add_class("wb-figures")
 
         self.columns: dict[str, ModelColumn] = {}
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Mapping[str, Any]] = []
         """Result rows of every response this panel produced (also in the store)."""
         self.figures: dict[str, Any] = {}
         """The latest Plotly figures (ttft, speed, length), built from ``rows``."""
