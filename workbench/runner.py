@@ -154,7 +154,7 @@ class Runner:
 
     def is_loaded(self, name: str) -> bool:
         """Whether ``name`` is loaded and warm (a served model always is)."""
-        return bool(getattr(self._slots[name].backend, "loaded", True))
+        return self._slots[name].backend.loaded
 
     # ------------------------------------------------------------------ memory
 
