@@ -123,4 +123,3 @@ def template(theme: Theme | Literal["auto"] | None = "auto") -> go.layout.Templa
             axis.linecolor = _NEUTRAL_GRID
             axis.zerolinecolor = _NEUTRAL_GRID
     return t
-
