@@ -119,7 +119,7 @@ class Runner:
         models: registry names, .gguf paths, endpoint URLs or ModelRefs.
         config: generation settings shared by all models.
         store: where rows are appended (None: keep them only in the returned frame).
-        budget_bytes: memory for loaded models (default: 75% of RAM).
+        budget_bytes: memory for loaded models (default: ``host.default_budget_bytes()``).
     """
 
     def __init__(
@@ -151,6 +151,10 @@ class Runner:
     @property
     def model_names(self) -> list[str]:
         return list(self._slots)
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether ``name`` is loaded and warm (a served model always is)."""
+        return self._slots[name].backend.loaded
 
     # ------------------------------------------------------------------ memory
 

@@ -30,6 +30,7 @@ def smol(smollm: Path):
     b.close()
 
 
+@pytest.mark.slow
 def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     events = _collect(smol, "Name three colours.")
     done = events[-1]
@@ -50,6 +51,7 @@ def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     assert c.finish_reason in ("stop", "length")
 
 
+@pytest.mark.slow
 def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     """The same prompt twice: the second request evaluates the whole prompt again (no
     prefix-cache leftovers in the figures) and generates the same greedy text."""
@@ -103,6 +105,7 @@ def test_a_warm_model_answers_as_a_fresh_one(arch: str, tmp_path: Path) -> None:
         fresh.close()
 
 
+@pytest.mark.slow
 def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     cfg = GenerationConfig(temperature=0.9, seed=1234, max_tokens=16, n_ctx=512)
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text
@@ -181,6 +184,7 @@ def test_min_p_and_repeat_penalty_reach_the_sampler(smol: LlamaCppBackend) -> No
     assert text(cats, replace(greedy, repeat_penalty=1.5)) != text(cats, greedy)
 
 
+@pytest.mark.slow
 def test_base_model_gets_plain_completion(gemma: Path) -> None:
     b = LlamaCppBackend(gemma)
     try:
@@ -193,6 +197,7 @@ def test_base_model_gets_plain_completion(gemma: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_prompt_longer_than_context(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     try:
@@ -206,6 +211,7 @@ def test_prompt_longer_than_context(smollm: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_cancel_stops_generation(smol: LlamaCppBackend) -> None:
     cancel = threading.Event()
     cfg = GenerationConfig(temperature=0, max_tokens=400, n_ctx=1024)
@@ -245,6 +251,7 @@ def test_bad_files_become_error_events(
         b.close()
 
 
+@pytest.mark.slow
 def test_close_ends_the_worker(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     _collect(b, "Hi")

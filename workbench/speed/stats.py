@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from workbench.speed.cases import BenchError
+from workbench.stats import median_interval
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,8 @@ def paired_ratio(samples_ns: Sequence[int], baseline_ns: Sequence[int]) -> Paire
     if n == 0:
         return PairedRatio(math.nan, math.nan, math.nan, 0)
     # t/s ratio = (tokens / t_model) / (tokens / t_baseline) = t_baseline / t_model
-    ratios = sorted(b / a for a, b in zip(samples_ns[:n], baseline_ns[:n], strict=True))
-    mid = n // 2
-    median = ratios[mid] if n % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    k, tail = 0, 0.0
-    while True:
-        tail += math.comb(n, k) / 2**n  # P(X <= k)
-        if tail > 0.025:
-            break
-        k += 1
-    if k == 0:
-        return PairedRatio(median, math.nan, math.nan, n)
-    return PairedRatio(median, ratios[k - 1], ratios[n - k], n)
+    m = median_interval([b / a for a, b in zip(samples_ns[:n], baseline_ns[:n], strict=True)])
+    return PairedRatio(m.median, m.low, m.high, n)
 
 
 def speed_ratios(frame: pl.DataFrame, baseline: str) -> pl.DataFrame:
