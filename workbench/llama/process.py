@@ -52,6 +52,8 @@ class Worker:
         self.conn: Connection | None = None
         self.log_path: str | None = None
         self.ready: dict[str, Any] = {}
+        self.returncode: int | None = None
+        """The last child's exit status once it ended (negative: the signal)."""
 
     @property
     def alive(self) -> bool:
@@ -69,6 +71,9 @@ class Worker:
             BackendError: the child could not start; the message says why in one line.
         """
         self.kill()
+        if self.log_path:  # a restarted worker starts a fresh log
+            Path(self.log_path).unlink(missing_ok=True)
+        self.returncode = None
         fd, self.log_path = tempfile.mkstemp(prefix="workbench-llama-", suffix=".log")
         parent_sock, child_sock = socket.socketpair()
         env = {
@@ -192,17 +197,24 @@ class Worker:
                 self.proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
+            self.returncode = self.proc.returncode
         if self.conn is not None:
             self.conn.close()
         self.proc = self.conn = None
 
-    def close(self, grace_s: float = 5.0) -> None:
-        """Ask the child to exit, kill it after ``grace_s``, delete the log."""
-        if self.alive and self.send(("close",)):
-            assert self.proc is not None
+    def finish(self, grace_s: float = 5.0) -> int | None:
+        """Ask the child to exit, kill it after ``grace_s``; returns its exit status.
+        The log stays until :meth:`close`."""
+        if self.proc is not None and self.alive:
+            self.send(("close",))  # fails when the child is already on its way out
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=grace_s)
         self.kill()
+        return self.returncode
+
+    def close(self, grace_s: float = 5.0) -> None:
+        """Ask the child to exit, kill it after ``grace_s``, delete the log."""
+        self.finish(grace_s)
         if self.log_path:
             Path(self.log_path).unlink(missing_ok=True)
             self.log_path = None
