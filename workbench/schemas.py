@@ -25,6 +25,10 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "prompt_id": pl.String(),
     "prompt": pl.String(),
     "system_prompt": pl.String(),
+    "conversation_id": pl.String(),
+    "turn": pl.Int32(),
+    "history": pl.String(),
+    "prompt_mode": pl.String(),
     "category": pl.String(),
     "language": pl.String(),
     "rep": pl.Int32(),
@@ -38,6 +42,8 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "temperature": pl.Float64(),
     "top_p": pl.Float64(),
     "top_k": pl.Int32(),
+    "sampling_defaults": pl.String(),
+    "thinking": pl.String(),
     "seed": pl.Int64(),
     "max_tokens": pl.Int32(),
     "n_ctx": pl.Int32(),
@@ -45,11 +51,14 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "n_gpu_layers": pl.Int32(),
     "flash_attn": pl.Boolean(),
     "response": pl.String(),
+    "reasoning": pl.String(),
     "finish_reason": pl.String(),
     "error": pl.String(),
     "prompt_tokens": pl.Int32(),
     "completion_tokens": pl.Int32(),
+    "reasoning_tokens": pl.Int32(),
     "ttft_s": pl.Float64(),
+    "ttfa_s": pl.Float64(),
     "total_s": pl.Float64(),
     "prompt_tps": pl.Float64(),
     "gen_tps": pl.Float64(),
@@ -62,7 +71,21 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "host": pl.String(),
     "extra": pl.String(),
 }
-"""One row per response (``RunStore``, table ``runs``). ``host`` and ``extra`` hold JSON."""
+"""One row per response (``RunStore``, table ``runs``). ``host``, ``extra``, ``history``
+and ``sampling_defaults`` hold JSON.
+
+``prompt`` is the (last) user message; ``history`` the conversation before it, in order
+(a list of ``{role, content}``, null for a single prompt); ``conversation_id`` and ``turn``
+(1 for the first user message) place the row in its conversation. ``prompt_mode`` is
+``chat`` (the model's chat template or a server's chat API) or ``completion`` (a base
+model whose GGUF has no chat template: the text is continued). ``response`` is the answer
+alone and ``reasoning`` the thinking before it (empty when none); ``completion_tokens``
+counts both, ``reasoning_tokens`` the thinking. ``ttft_s`` runs from submit to the first
+token of any kind, ``ttfa_s`` to the first answer token. ``thinking`` is the setting asked
+for: ``on``, ``off`` or ``default`` (the model's). ``temperature``, ``top_p`` and ``top_k``
+are the values used; ``sampling_defaults`` maps each one the config left unset to where
+its value came from (``gguf``: the model file's ``general.sampling.*`` keys; ``workbench``:
+workbench's own defaults), null when the config set all three."""
 
 BENCH_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),

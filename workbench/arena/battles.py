@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from workbench.arena.votes import BattleRecord, VoteOutcome, VoteStore
-from workbench.backends.base import GenerationConfig, Prompt
+from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig, Prompt
 from workbench.errors import ArenaError
 
 if TYPE_CHECKING:
@@ -174,7 +174,15 @@ class AnswerPool:
             & pl.col("finish_reason").is_in(["stop", "length"])
         )
         for key in _POOL_MATCH:
-            cond &= pl.col(key) == getattr(config, key)
+            value = getattr(config, key)
+            if value is None:
+                # Left to the model's default: rows that took a default too, or (rows that
+                # name no defaults, stored before GGUF defaults were read) workbench's value.
+                took = pl.col("sampling_defaults").str.json_path_match(f"$.{key}").is_not_null()
+                named_none = pl.col("sampling_defaults").is_null()
+                cond &= took | (named_none & (pl.col(key) == WORKBENCH_SAMPLING[key]))
+            else:
+                cond &= pl.col(key) == value
         if config.system_prompt is None:
             cond &= pl.col("system_prompt").is_null()
         else:

@@ -265,7 +265,7 @@ def _generation(section: dict[str, Any]) -> GenerationConfig:
     cfg = GenerationConfig(**values)
     if cfg.max_tokens < 1:
         raise StudyError("generation.max_tokens must be at least 1")
-    if cfg.temperature < 0:
+    if cfg.temperature is not None and cfg.temperature < 0:
         raise StudyError("generation.temperature must not be negative")
     return cfg
 

@@ -29,6 +29,7 @@ from workbench.backends.base import (
     GenerationConfig,
     Prompt,
     Token,
+    resolve_sampling,
 )
 from workbench.backends.llama_log import exit_description, failure_cause
 from workbench.host import physical_cores
@@ -260,12 +261,14 @@ class LlamaCppBackend:
             return
         assert self._conn is not None and self._cancel is not None
         self._cancel.clear()
+        comp.prompt_mode = "chat" if self._load_info.get("chat") else "completion"
+        sampling = resolve_sampling(config, self.info().recommended_sampling)
         request = {
             "prompt": prompt.text,
             "system_prompt": config.system_prompt,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "top_k": config.top_k,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
             "seed": config.seed,
             "max_tokens": config.max_tokens,
         }
