@@ -55,7 +55,7 @@ class Bare:
         from llama_cpp import Llama
 
         from workbench.backends.llama_cpp import _load_params
-        from workbench.models.gguf_info import read_model_info
+        from workbench.gguf import read_model_info
 
         self.lc = lc
         params = _load_params(config, read_model_info(path))
@@ -131,7 +131,7 @@ class WorkerLoop:
 
         from workbench.backends import _llama_worker
         from workbench.backends.llama_cpp import _load_params
-        from workbench.models.gguf_info import read_model_info
+        from workbench.gguf import read_model_info
 
         fd, log = tempfile.mkstemp(suffix=".log")
         os.close(fd)

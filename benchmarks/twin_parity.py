@@ -70,12 +70,11 @@ def bench_parity(reps: int, n_prompt: int, n_gen: int, threads: int | None = Non
 
 
 def memory_parity(names: list[str], ctx: int, flash_attn: bool) -> int:
-    from workbench.models.gguf_info import read_model_info
+    from workbench.gguf import read_model_info
     from workbench.models.memory import plan
-    from workbench.models.twin import llama_cpp_memory, twin_from_catalog
-    from workbench.models.twin_catalog import CATALOG
+    from workbench.models.twin import llama_cpp_memory, twin_entries, twin_from_catalog
 
-    names = names or [c.name for c in CATALOG]
+    names = names or [e.name for e in twin_entries()]
     bad = 0
     print(f"ctx {ctx}, f16 KV, swa_full off, flash_attn {flash_attn}; MiB")
     print(f"{'model':18} {'weights GiB':>11} {'llama KV':>9} {'plan KV':>9} {'llama RS':>9} "

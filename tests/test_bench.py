@@ -122,7 +122,7 @@ def test_paired_interval_covers_the_true_median_95_percent_of_the_time() -> None
 
 
 def test_interleave_refuses_models_that_do_not_fit_together(smollm: Path) -> None:
-    from workbench.models.gguf_info import read_model_info
+    from workbench.gguf import read_model_info
 
     info = read_model_info(smollm)
     check_interleave_fits([info, info], available_bytes=10 * info.size_bytes)
@@ -133,6 +133,7 @@ def test_interleave_refuses_models_that_do_not_fit_together(smollm: Path) -> Non
 # --------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.slow
 def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> None:
     smol = _smollm()
     # A real GGUF header with its tensor data cut off: llama.cpp refuses to load it.
@@ -160,6 +161,7 @@ def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> No
     assert good["samples_ns"].list.len().to_list() == [2, 2]
 
 
+@pytest.mark.slow
 def test_interleaved_run_pairs_repetitions_and_keeps_others_running(
     tmp_path: Path, gemma: Path, smollm: Path
 ) -> None:
@@ -203,6 +205,7 @@ def test_interleaved_run_pairs_repetitions_and_keeps_others_running(
         speed_ratios(frame, "missing")
 
 
+@pytest.mark.slow
 def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
     gemma: Path, smollm: Path
 ) -> None:

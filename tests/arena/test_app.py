@@ -10,13 +10,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from workbench.arena.app import build_app, leaderboard_view
+from workbench.arena.app import build_app
+from workbench.arena.auth import Throttle
 from workbench.arena.battles import Arena
+from workbench.arena.leaderboard import leaderboard_view
 from workbench.arena.study import StudyError, load_study
+from workbench.errors import ArenaError
 
-from .helpers import BUNDLED, fake_runs, free_port, need_models, write_study
-
-pytestmark = pytest.mark.slow  # each test starts a Gradio server
+from .helpers import BUNDLED, api_call, fake_runs, free_port, need_models, write_study
 
 
 def _serve(
@@ -40,6 +41,7 @@ def _db(app: object) -> list[tuple[object, ...]]:
         )
 
 
+@pytest.mark.slow
 def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     from gradio_client import Client
 
@@ -48,6 +50,7 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
         "/new_battle",
         "/vote",
+        "/skip",
     }
     battle = client.predict("alice-secret-1", api_name="/new_battle")
     assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b"}
@@ -59,6 +62,7 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert votes.height == 1 and votes["reason"][0] == "meh" and votes["rater"][0] == "alice"
 
 
+@pytest.mark.slow
 def test_bad_input_changes_nothing(
     tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -91,11 +95,12 @@ def test_bad_input_changes_nothing(
     assert app.arena.store.count_votes() == 2  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[object]) -> None:
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    app, url = _serve(tmp_path, launched, app_kw={"max_token_failures": 3, "lockout_s": 2.0})
+    app, url = _serve(tmp_path, launched, app_kw={"max_token_failures": 3, "lockout_s": 8.0})
     client = Client(url, verbose=False)
     for guess in ("guess-0001", "guess-0002", "guess-0003"):
         with pytest.raises(AppError, match="unknown token"):
@@ -106,17 +111,14 @@ def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[obj
     with pytest.raises(AppError, match="too many unknown tokens"):
         client.predict("alice-secret-1", "x", "A", "", api_name="/vote")
     assert app.arena.store.count_battles() == 0  # type: ignore[attr-defined]
-    time.sleep(2.1)
+    time.sleep(8.1)
     battle = client.predict("alice-secret-1", api_name="/new_battle")
     assert battle["battle_id"]
 
 
 def test_throttle_counts_failures_in_a_sliding_window() -> None:
-    from workbench.arena.app import _Throttle
-    from workbench.arena.battles import ArenaError
-
     now = [0.0]
-    t = _Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
     t.failed("a")
     now[0] = 50
     t.failed("a")
@@ -132,6 +134,7 @@ def test_throttle_counts_failures_in_a_sliding_window() -> None:
     t.check("a")
 
 
+@pytest.mark.slow
 def test_demo_tokens_refuse_a_public_address(tmp_path: Path) -> None:
     need_models()
     path = write_study(tmp_path, raters=[("demo", "demo-token", "rater")])
@@ -165,3 +168,141 @@ def test_leaderboard_view_filters_and_flags(tmp_path: Path) -> None:
     assert empty.votes == 0 and empty.board.height == 0
     assert set(view.elo["model"]) == {"m1", "m2"}
     assert view.matrix.columns[0] == "model"
+
+
+def test_bad_input_over_http_is_one_line(
+    tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A list or dict as the choice, a lone surrogate in the reason or prompt: a message,
+    no server traceback, nothing written."""
+    app, url = _serve(tmp_path, launched)
+    kind, battle = api_call(url, "new_battle", "alice-secret-1", "")
+    assert kind == "complete"
+    bid = battle["battle_id"]  # type: ignore[index]
+    before = _db(app)
+    cases = [
+        (("alice-secret-1", bid, ["A"], ""), "unknown choice of type list"),
+        (("alice-secret-1", bid, {"A": 1}, ""), "unknown choice of type dict"),
+        (("alice-secret-1", bid, "A", "bad \ud800 reason"), "not text"),
+        (("alice-secret-1", bid, "A", {"r": 1}), "must be text"),
+        (("alice-secret-1", [bid], "A", ""), "unknown battle"),
+    ]
+    for args, message in cases:
+        kind, text = api_call(url, "vote", *args)
+        assert kind == "error" and message in str(text), (args, text)
+    kind, text = api_call(url, "new_battle", "alice-secret-1", "my \udfff prompt")
+    assert kind == "error" and "not text" in str(text)
+    assert _db(app) == before
+    assert "Traceback" not in capfd.readouterr().err
+    assert api_call(url, "vote", "alice-secret-1", bid, "A", "ok")[0] == "complete"
+
+
+def test_uploads_are_refused(tmp_path: Path, launched: list[object]) -> None:
+    import httpx
+
+    _, url = _serve(tmp_path, launched)
+    files = {"files": ("big.bin", b"x" * (5 * 2**20), "application/octet-stream")}
+    r = httpx.post(f"{url}gradio_api/upload", files=files, timeout=120)
+    assert r.status_code == 413, r.text
+    small = {"files": ("a.txt", b"a", "text/plain")}
+    assert httpx.post(f"{url}gradio_api/upload", files=small, timeout=60).status_code == 413
+
+
+def test_forwarded_for_does_not_escape_the_lockout(tmp_path: Path, launched: list[object]) -> None:
+    """Twelve wrong tokens from loopback, each claiming another address: still locked out."""
+    _, url = _serve(tmp_path, launched)
+    for i in range(12):
+        kind, text = api_call(
+            url, "new_battle", f"guess-{i:04d}", "", headers={"X-Forwarded-For": f"198.51.100.{i}"}
+        )
+        assert kind == "error"
+    for headers in ({}, {"X-Forwarded-For": "203.0.113.77"}):
+        kind, text = api_call(url, "new_battle", "alice-secret-1", "", headers=headers)
+        assert kind == "error" and "too many unknown tokens" in str(text), (headers, text)
+
+
+def test_trusted_proxy_counts_clients_apart(tmp_path: Path, launched: list[object]) -> None:
+    """Behind a proxy the study names, the lockout is per real client, and a demo token
+    from a client elsewhere is refused."""
+    _, url = _serve(
+        tmp_path,
+        launched,
+        extra_top='trusted_proxies = ["127.0.0.1"]',
+        raters=[("alice", "alice-secret-1", "rater"), ("demo", "demo-token", "rater")],
+    )
+    guesser = {"X-Forwarded-For": "198.51.100.9"}
+    for i in range(10):
+        assert api_call(url, "new_battle", f"guess-{i:04d}", "", headers=guesser)[0] == "error"
+    kind, text = api_call(url, "new_battle", "alice-secret-1", "", headers=guesser)
+    assert "too many unknown tokens" in str(text)
+    other = {"X-Forwarded-For": "198.51.100.10"}
+    assert api_call(url, "new_battle", "alice-secret-1", "", headers=other)[0] == "complete"
+    kind, text = api_call(url, "new_battle", "demo-token", "", headers=other)
+    assert kind == "error" and "demo tokens work only" in str(text)
+    assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"  # from loopback
+
+
+def test_demo_tokens_refused_through_an_untrusted_proxy(
+    tmp_path: Path, launched: list[object]
+) -> None:
+    _, url = _serve(tmp_path, launched, raters=[("demo", "demo-token", "rater")])
+    kind, text = api_call(
+        url, "new_battle", "demo-token", "", headers={"X-Forwarded-For": "1.2.3.4"}
+    )
+    assert kind == "error" and "demo tokens work only" in str(text)
+    assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"
+
+
+def test_share_with_demo_tokens_is_refused(tmp_path: Path) -> None:
+    need_models()
+    app = build_app(str(write_study(tmp_path, raters=[("demo", "demo-token", "rater")])))
+    with pytest.raises(StudyError, match="refusing to share"):
+        app.launch(share=True, server_port=free_port(), prevent_thread_lock=True)
+    assert not app.is_running
+    app.arena.close()
+
+
+def test_a_vote_completes_while_generation_is_saturated(
+    tmp_path: Path, launched: list[object]
+) -> None:
+    """Another rater fires 70 free-prompt battles at once (more than Gradio's 64 threads):
+    alice's vote still completes while their answers are being generated."""
+    import threading
+
+    from workbench.backends.base import GenerationConfig
+
+    need_models()
+    gen = GenerationConfig(temperature=0.7, max_tokens=64, n_ctx=512)
+    study = load_study(write_study(tmp_path, free_prompts=True, max_tokens=64))
+    app = build_app(study, arena=Arena(study, runs=fake_runs(config=gen), seed=0))
+    launched.append(app)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    arena: Arena = app.arena  # type: ignore[attr-defined]
+
+    kind, battle = api_call(url, "new_battle", "alice-secret-1", "")  # pooled: at once
+    assert kind == "complete"
+    results: list[tuple[str, object]] = []
+
+    def flood(i: int) -> None:
+        results.append(
+            api_call(url, "new_battle", "bob-secret-22", f"Write a long story, number {i}.")
+        )
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(70)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while arena.generating == 0:
+        assert time.monotonic() < deadline, "generation never started"
+        time.sleep(0.05)
+    kind, out = api_call(url, "vote", "alice-secret-1", battle["battle_id"], "A", "")  # type: ignore[index]
+    still_generating = arena.generating
+    assert kind == "complete" and out["status"] == "recorded"  # type: ignore[index]
+    assert still_generating > 0, "the vote waited until generation was over"
+    for t in threads:
+        t.join(timeout=600)
+    refused = [str(text) for kind, text in results if kind == "error"]
+    assert len(results) == 70 and len(refused) >= 68
+    assert all("open battle" in e or "busy" in e for e in refused), set(refused)

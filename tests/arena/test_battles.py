@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.arena.battles import AnswerPool, Arena, ArenaError, choose_pair, identity_terms
+from workbench.arena.battles import AnswerPool, Arena, ArenaError, choose_pair
+from workbench.arena.guard import identity_terms
 from workbench.arena.study import load_study
 from workbench.arena.votes import VoteRejected
 from workbench.backends.base import GenerationConfig
@@ -131,7 +132,7 @@ def test_battle_view_hides_identities_until_the_vote(tmp_path: Path) -> None:
 
 
 def test_sides_are_randomized_and_unseen_answers_preferred(tmp_path: Path) -> None:
-    arena = _arena(tmp_path, pool_only=True, runs_root=tmp_path)
+    arena = _arena(tmp_path, pool_only=True, runs_root=tmp_path, max_open=9)
     alice = arena.authenticate("alice-secret-1")
     views = [arena.new_battle(alice) for _ in range(9)]
     battles = [arena.store.get_battle(v.battle_id) for v in views]
@@ -147,7 +148,9 @@ def test_sides_are_randomized_and_unseen_answers_preferred(tmp_path: Path) -> No
 def test_flagged_answers_are_avoided_then_recorded(tmp_path: Path) -> None:
     clean = fake_runs(per=1)
     naming = fake_runs(per=2, text="I am Gemma by Google {i}")
-    arena = _arena(tmp_path, runs=pl.concat([clean, naming]), pool_only=True, runs_root=tmp_path)
+    arena = _arena(
+        tmp_path, runs=pl.concat([clean, naming]), pool_only=True, runs_root=tmp_path, max_open=4
+    )
     alice = arena.authenticate("alice-secret-1")
     first = [arena.new_battle(alice) for _ in range(3)]
     assert all("Gemma" not in v.answer_a + v.answer_b for v in first)  # clean ones first

@@ -107,3 +107,71 @@ def test_two_raters_vote_admin_sees_leaderboard(tmp_path: Path, browser: Any) ->
     finally:
         app.close()
         app.arena.close()
+
+
+def test_rater_page(tmp_path: Path, browser: Any) -> None:
+    """One instruction line, the rater's vote count, the prompt box emptied after a
+    battle starts, the confirmation right under the buttons, and a working Skip."""
+    need_models()
+    from workbench.arena.battles import Arena
+
+    from .helpers import fake_runs
+
+    described = 'description = "Read the prompt and both answers, then vote."'
+    study = load_study(
+        write_study(tmp_path, free_prompts=True, runs_root=tmp_path, extra_top=described)
+    )
+    arena = Arena(study, runs=fake_runs(), seed=0)
+    app = build_app(study, arena=arena)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _login(page, f"http://127.0.0.1:{port}/", "alice-secret-1")
+        body = page.inner_text("body")
+        assert body.count("then vote") == 1  # one instruction line
+        assert "You have cast 0 votes" in body
+
+        def started() -> str:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('button')].some("
+                "b => b.innerText.trim() === 'Skip' && !b.disabled)",
+                timeout=180_000,
+            )
+            (bid,) = [b.battle_id for b in arena.store.open_battles("alice")]
+            return bid
+
+        # the rater's own prompt: answered, then the box is empty for the next battle
+        box = page.get_by_label("Your own prompt", exact=False)
+        box.fill("Name a colour.")
+        page.get_by_role("button", name="New battle").click()
+        first = started()
+        assert arena.store.get_battle(first).prompt == "Name a colour."  # type: ignore[union-attr]
+        assert box.input_value() == ""
+
+        # Skip: that battle is closed without a vote, a new one is on screen
+        page.get_by_role("button", name="Skip").click()
+        page.wait_for_function(
+            "() => !document.body.innerText.includes('Name a colour.')", timeout=60_000
+        )
+        second = started()
+        assert second != first
+        assert arena.store.get_battle(first).status == "skipped"  # type: ignore[union-attr]
+
+        page.get_by_role("button", name="B is better").click()
+        page.get_by_text("Vote recorded").wait_for(timeout=30_000)
+        near = page.evaluate(
+            """() => {
+              const r = document.querySelector('#vote-result').getBoundingClientRect();
+              const b = [...document.querySelectorAll('button')]
+                .find(x => x.innerText.trim() === 'B is better').getBoundingClientRect();
+              return {gap: r.top - b.bottom, bottom: r.bottom, height: window.innerHeight};
+            }"""
+        )
+        assert 0 <= near["gap"] < 80, near  # right under the buttons
+        assert near["bottom"] <= near["height"], near  # on screen, not below the fold
+        page.get_by_text("You have cast 1 vote").wait_for(timeout=10_000)
+        assert arena.store.get_battle(second).status == "voted"  # type: ignore[union-attr]
+    finally:
+        app.close()
+        arena.close()

@@ -134,7 +134,7 @@ def test_nothing_before_the_vote_names_a_model(tmp_path: Path, launched: list[ob
     out = cap.event(login_fn, login_btn, ["alice-secret-1"], session)
     assert "alice" in json.dumps(out)
     new_fn, new_btn = _ids(config, "New battle")
-    out = cap.event(new_fn, new_btn, [None, ""], session)
+    out = cap.event(new_fn, new_btn, [None, None, ""], session)
     assert out[0] is None  # gr.State stays on the server: the page never holds the id
     (battle_id,) = [b for (b,) in _battle_ids(study.votes_db)]
     assert "Answer" in json.dumps(out), "the battle's answers were not captured"

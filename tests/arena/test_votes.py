@@ -186,3 +186,29 @@ def test_pair_counts_are_votes_and_open_battles(tmp_path: Path) -> None:
         assert store.pair_counts() == {frozenset({"m1", "m2"}): 1, frozenset({"m1", "m3"}): 1}
         later = now + timedelta(hours=2)  # the open battle has expired unvoted by then
         assert store.pair_counts(later) == {frozenset({"m1", "m2"}): 1}
+
+
+def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> None:
+    from workbench.arena.votes import _SCHEMA, SCHEMA_VERSION, VoteStoreError
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as c:  # a first-release file: no raw columns, no version
+        c.executescript(
+            _SCHEMA.replace("raw_a          TEXT,", "").replace("raw_b          TEXT,", "")
+        )
+    with sqlite3.connect(old) as c:
+        assert "raw_a" not in {r[1] for r in c.execute("PRAGMA table_info(battles)")}
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 0
+    with VoteStore(old) as store:
+        store.add_battle(battle("b", raw_a=" raw a", raw_b="raw b "))
+        store.record_vote("b", "alice", "A")
+        assert store.get_battle("b").raw_a == " raw a"  # type: ignore[union-attr]
+    with sqlite3.connect(old) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+    with sqlite3.connect(old) as c:
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    for read_only in (False, True):
+        with pytest.raises(VoteStoreError, match="newer workbench") as e:
+            VoteStore(old, read_only=read_only)
+        assert "\n" not in str(e.value) and str(old) in str(e.value)

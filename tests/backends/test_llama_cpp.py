@@ -28,6 +28,7 @@ def smol(smollm: Path):
     b.close()
 
 
+@pytest.mark.slow
 def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     events = _collect(smol, "Name three colours.")
     done = events[-1]
@@ -48,6 +49,7 @@ def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     assert c.finish_reason in ("stop", "length")
 
 
+@pytest.mark.slow
 def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     """The same prompt twice: the second request evaluates the whole prompt again (no
     prefix-cache leftovers in the figures) and generates the same greedy text."""
@@ -60,6 +62,7 @@ def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     assert b.gen_tps is not None and b.completion_tokens == a.completion_tokens
 
 
+@pytest.mark.slow
 def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     cfg = GenerationConfig(temperature=0.9, seed=1234, max_tokens=16, n_ctx=512)
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text
@@ -67,6 +70,7 @@ def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     assert a == b
 
 
+@pytest.mark.slow
 def test_base_model_gets_plain_completion(gemma: Path) -> None:
     b = LlamaCppBackend(gemma)
     try:
@@ -79,6 +83,7 @@ def test_base_model_gets_plain_completion(gemma: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_prompt_longer_than_context(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     try:
@@ -92,6 +97,7 @@ def test_prompt_longer_than_context(smollm: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_cancel_stops_generation(smol: LlamaCppBackend) -> None:
     cancel = threading.Event()
     cfg = GenerationConfig(temperature=0, max_tokens=400, n_ctx=1024)
@@ -131,6 +137,7 @@ def test_bad_files_become_error_events(
         b.close()
 
 
+@pytest.mark.slow
 def test_close_ends_the_worker(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     _collect(b, "Hi")

@@ -19,6 +19,7 @@ def _smollm() -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_json_lists_one_object_per_test(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_json_lists_one_object_per_test(
     assert list((tmp_path / "bench").glob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_table_output_and_no_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +109,7 @@ def test_broken_model_exits_1_with_error_row(
     assert len(rows) == 1 and rows[0]["model"] == "absent" and rows[0]["error"]
 
 
+@pytest.mark.slow
 def test_interleave_prints_the_paired_comparison(
     capsys: pytest.CaptureFixture[str], gemma: Path, smollm: Path
 ) -> None:

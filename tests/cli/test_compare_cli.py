@@ -49,6 +49,7 @@ def _answer(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
     sse(h, "[DONE]")
 
 
+@pytest.mark.slow
 def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
     p = _workbench(
         "compare",
@@ -76,6 +77,7 @@ def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
     assert stored.height == 2
 
 
+@pytest.mark.slow
 def test_compare_table_and_errors(tmp_path: Path, bad_files: dict[str, Path]) -> None:
     """A file that cannot start is reported once and gets no row; an error the other
     model meets names the flag the user typed (--ctx), not the config field."""
@@ -108,6 +110,7 @@ def test_compare_table_and_errors(tmp_path: Path, bad_files: dict[str, Path]) ->
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_empty_prompts_are_refused_in_one_line(tmp_path: Path) -> None:
     import workbench as wb
     from workbench.errors import InputError
@@ -121,6 +124,7 @@ def test_empty_prompts_are_refused_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_model_in_a_prompt_set_is_reported_once(tmp_path: Path) -> None:
     """The other model answers all three prompts; no error row for the missing one; off
     a terminal, one progress line per finished response; the table names each prompt."""
@@ -237,6 +241,7 @@ def test_compare_prompt_set_with_unknown_model(tmp_path: Path) -> None:
     assert p.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_compare_prompt_file(tmp_path: Path) -> None:
     f = tmp_path / "two.jsonl"
     f.write_text(
@@ -266,6 +271,7 @@ def test_compare_prompt_file(tmp_path: Path) -> None:
     assert p.returncode == 2 and "bad.jsonl line 1" in p.stderr
 
 
+@pytest.mark.slow
 def test_wb_compare_checks_models_like_the_cli(tmp_path: Path) -> None:
     """The Python door: a missing file warns once and gets no row, the other model
     answers every prompt, with the same defaults as the shell."""

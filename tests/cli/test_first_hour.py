@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +32,12 @@ def test_make_demo_ends_by_saying_how_to_run_workbench() -> None:
     make = shutil.which("make")
     if make is None:
         pytest.fail("make is missing: the README's first commands need it")
-    out = subprocess.run([make, "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # Under `make test` the parent make's flags would leak in (directory banners, -j).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    out = subprocess.run(
+        [make, "-n", "--no-print-directory", "demo"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("echo ")

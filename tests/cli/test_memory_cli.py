@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
-from workbench.models.gguf_info import read_model_info
+from workbench.gguf import read_model_info
 from workbench.models.memory import GIB, plan
 
 

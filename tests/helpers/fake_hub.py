@@ -14,6 +14,7 @@ It answers the requests huggingface_hub makes, with the headers the real hub sen
 
 Faults for tests: ``cut_next_get_at`` closes the connection after that many bytes of the
 next download; ``fail_gets_with`` answers the downloads after it (or all) with that status;
+``fail_api_with`` answers every API request (listings) with that status;
 ``corrupt`` serves a file with one byte flipped (same size) while the API reports the
 true sha256. ``log`` records every request (method, path, Range header, bytes sent).
 """
@@ -73,6 +74,7 @@ class FakeHub:
     repos: dict[str, dict[str, HubFile]] = field(default_factory=dict)
     cut_next_get_at: int | None = None
     fail_gets_with: int | None = None
+    fail_api_with: int | None = None
     corrupt: set[str] = field(default_factory=set)
     log: list[Request] = field(default_factory=list)
 
@@ -176,6 +178,10 @@ class FakeHub:
         return None
 
     def _api(self, h: BaseHTTPRequestHandler, rest: str, req: Request, head: bool) -> None:
+        if self.fail_api_with is not None:
+            req.status = self.fail_api_with
+            self._send(h, self.fail_api_with, {}, b"unavailable", head)
+            return
         found = self._find_repo(rest)
         if found is None:
             req.status = 404

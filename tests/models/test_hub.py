@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.fake_hub import COMMIT, FakeHub
+from workbench.gguf import read_model_info
 from workbench.models import hub
-from workbench.models.gguf_info import read_model_info
 from workbench.models.registry import smollm_path
+from workbench.models.twin import twin_from_hub
 
 REPO = "acme/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
@@ -68,6 +70,18 @@ def test_pull_puts_a_verified_file_in_the_hub_cache(
     assert len(fake_hub.downloads()) == before  # nothing transferred the second time
 
 
+def test_a_fitting_quantization_is_sized_from_the_header_read_by_range(
+    fake_hub: FakeHub, source: Path, tmp_path: Path
+) -> None:
+    r = hub.pull(REPO, endpoint=fake_hub.url, cache_dir=tmp_path, budget_bytes=8 << 30)
+    assert r.quant == "Q4_1" and "file size + KV cache" in r.reason  # the header was read
+    # Header reads ask for a bounded range ("bytes=N-M"); the download itself does not.
+    ranged = [q for q in fake_hub.downloads() if q.range and not q.range.endswith("-")]
+    header = read_model_info(source).data_offset
+    assert ranged and sum(q.sent for q in ranged) <= 2 * header + (1 << 20)
+
+
+@pytest.mark.slow
 def test_an_interrupted_download_resumes_where_it_stopped(
     fake_hub: FakeHub, source: Path, tmp_path: Path
 ) -> None:
@@ -140,6 +154,7 @@ def test_unknown_repo_and_file_are_clear_errors(fake_hub: FakeHub, tmp_path: Pat
         hub.pull(f"{REPO}:x.gguf", endpoint=fake_hub.url, cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_pull_prints_the_path_as_json(fake_hub: FakeHub, tmp_path: Path) -> None:
     env = {**os.environ, "HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path)}
     env.pop("HF_HUB_OFFLINE", None)
@@ -161,21 +176,12 @@ def test_cli_pull_prints_the_path_as_json(fake_hub: FakeHub, tmp_path: Path) -> 
 # --------------------------------------------------------------------------- pure parts
 
 
-def test_spec_parsing_and_quant_names() -> None:
+def test_spec_parsing() -> None:
     assert hub.parse_spec("gemma-4-e4b") == hub.PullSpec("unsloth/gemma-4-E4B-it-GGUF")
     assert hub.parse_spec("Gemma-4-E4B:q8_0").quant == "q8_0"
     assert hub.parse_spec("a/b:dir/f.gguf") == hub.PullSpec("a/b", filename="dir/f.gguf")
-    with pytest.raises(hub.HubError):
+    with pytest.raises(hub.UnknownSpec, match="neither a catalog name"):
         hub.parse_spec("no-such-model")
-    assert hub.quant_of("gemma-4-31B-it-UD-Q4_K_XL.gguf") == "UD-Q4_K_XL"
-    assert hub.quant_of("BF16/gemma-4-31B-it-BF16-00001-of-00002.gguf") == "BF16"
-    assert hub.quant_of("Qwen3.5-9B-IQ4_XS.gguf") == "IQ4_XS"
-    assert hub.quant_of("SmolLM2-135M-Instruct.Q4_1.gguf") == "Q4_1"
-    assert hub.quant_of("model.gguf") is None
-    families = {e.family for e in hub.CATALOG}
-    assert {"gemma-4", "qwen-3.5", "glm-4"} <= families
-    gemma = {e.name for e in hub.CATALOG if e.family == "gemma-4"}
-    assert {"gemma-4-e2b", "gemma-4-e4b", "gemma-4-26b-a4b", "gemma-4-31b"} <= gemma
 
 
 def _groups(**sizes: int) -> list[hub.GGUFGroup]:
@@ -195,3 +201,65 @@ def test_choice_fits_the_memory_budget() -> None:
         hub.choose_file(groups, budget_bytes=2 * gib)
     with pytest.raises(hub.HubError, match="no IQ1_S file"):
         hub.choose_file(groups, quant="IQ1_S", budget_bytes=32 * gib)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(
+    argv: list[str], endpoint: str, cache: Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(cache)}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *argv], env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_a_hub_twin_without_network_is_one_line(tmp_path: Path) -> None:
+    port = _closed_port()
+    spec = "unsloth/gemma-4-E4B-it-GGUF:Q4_K_M"
+    proc = _cli(["twin", spec, "-o", "x.gguf"], f"http://127.0.0.1:{port}", tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1 and not (tmp_path / "x.gguf").exists()
+    assert line.startswith(f"workbench twin: cannot reach 127.0.0.1:{port}")
+    assert "unsloth/gemma-4-E4B-it-GGUF" in line and "HF_HUB_OFFLINE=1" in line
+    # A pull falls back to the cache by itself; with nothing there it says both.
+    proc = _cli(["pull", spec], f"http://127.0.0.1:{port}", tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1
+    assert line.startswith(f"workbench pull: cannot reach 127.0.0.1:{port} (ConnectError")
+    assert line.endswith("and the hub cache holds no Q4_K_M of unsloth/gemma-4-E4B-it-GGUF")
+
+
+def test_a_hub_answering_an_error_status_is_named_in_one_line(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.fail_api_with = 503
+    host = f"127.0.0.1:{fake_hub.port}"
+    proc = _cli(["twin", f"{REPO}:Q4_1", "-o", "x.gguf"], fake_hub.url, tmp_path, tmp_path)
+    line = _one_line(proc)
+    assert proc.returncode == 1
+    assert line == (f"workbench twin: {host} answered HTTP 503 for {REPO}; "
+                    "HF_HUB_OFFLINE=1 uses the files already in the hub cache")  # fmt: skip
+    with pytest.raises(hub.HubError, match=f"^{host} answered HTTP 503, and the hub cache"):
+        hub.pull(f"{REPO}:Q4_1", endpoint=fake_hub.url, cache_dir=tmp_path)
+    fake_hub.fail_api_with = None
+    fake_hub.fail_gets_with = 500  # the file's bytes refused: the header read fails
+    with pytest.raises(hub.HubRefused, match=rf"answered HTTP 500 for {REPO}/{FILE}") as e:
+        twin_from_hub(f"{REPO}:{FILE}", tmp_path / "x.gguf", endpoint=fake_hub.url)
+    assert e.value.status == 500 and "\n" not in str(e.value)

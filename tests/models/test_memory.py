@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
-from workbench.models.gguf_info import ModelInfo, read_model_info
+from workbench.gguf import ModelInfo, read_model_info
 from workbench.models.memory import (
     MIB,
     UnsupportedArch,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.gguf import read_model_info
 from workbench.models import registry
-from workbench.models.gguf_info import read_model_info
 from workbench.models.registry import file_sha256
 from workbench.models.stores import lmstudio_models, ollama_models
 

@@ -11,38 +11,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gguf import GGUFValueType
 
 from tests.helpers.fake_hub import FakeHub
-from workbench.models.gguf_info import TensorInfo, read_model_info
+from workbench.errors import HubError
+from workbench.gguf import MetaEntry, TensorInfo, entry_bytes, read_model_info, write_gguf
+from workbench.models.layouts import TensorSpec
 from workbench.models.memory import plan
 from workbench.models.twin import (
     TWIN_KEY,
     TWIN_SOURCE_KEY,
     TwinError,
+    assign_types,
     build_twin,
     catalog_headers,
-    kv_bytes,
     llama_cpp_memory,
     marker_entries,
     resolve_twin,
     twin_from_catalog,
     twin_from_file,
     twin_from_hub,
-    write_gguf,
-)
-from workbench.models.twin_catalog import (
-    ARRAY,
-    KV,
-    STRING,
-    UINT32,
-    TensorSpec,
-    assign_types,
-    catalog_config,
+    write_twin,
 )
 
 # --------------------------------------------------------------------------- exact copies
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["gemma", "smollm"])
 def test_twin_of_a_bundled_model_has_its_exact_layout_and_metadata(
     which: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -58,7 +53,7 @@ def test_twin_of_a_bundled_model_has_its_exact_layout_and_metadata(
     assert set(b.metadata) - set(a.metadata) == {TWIN_KEY, TWIN_SOURCE_KEY, "workbench.twin.fill"}
     assert b.is_twin and not a.is_twin
     assert b.metadata[TWIN_SOURCE_KEY] == src.name
-    added = sum(len(raw) for _, raw in marker_entries(src.name, "zeros"))
+    added = sum(len(raw) for raw in marker_entries(src.name, "zeros"))
     grown = out.path.stat().st_size - src.stat().st_size
     assert 0 <= grown <= added + 32  # the marker, re-aligned to the 32-byte data section
     assert os.stat(out.path).st_blocks * 512 < 16 << 20  # zeros: a sparse file
@@ -84,8 +79,8 @@ def test_random_blocks_of_every_common_type_dequantize_to_small_finite_values(
         t = TensorInfo(f"blk.0.{k.lower()}.weight", (512, 64), int(Q[k]), off)
         tensors.append(t)
         off += (t.n_bytes + 31) // 32 * 32
-    entries = [(kv.key, kv_bytes(kv)) for kv in [KV("general.architecture", STRING, "llama")]]
-    write_gguf(tmp_path / "blocks.gguf", entries, tensors, fill="random", seed=1)
+    entries = [entry_bytes(MetaEntry.of("general.architecture", "llama"))]
+    write_twin(tmp_path / "blocks.gguf", entries, tensors, fill="random", seed=1)
     values = _dequantize_all(tmp_path / "blocks.gguf")
     for k in kinds:
         v = values[f"blk.0.{k.lower()}.weight"]
@@ -97,14 +92,16 @@ def test_split_parts_are_merged_into_one_twin(tmp_path: Path) -> None:
     from gguf import GGMLQuantizationType as Q
 
     def part(i: int, names: list[str]) -> None:
-        kvs = [KV("general.architecture", STRING, "llama"), KV("split.no", 2, i),
-               KV("split.count", 2, 2), KV("split.tensors.count", 5, 4)]  # fmt: skip
+        t = GGUFValueType
+        entries = [MetaEntry("general.architecture", t.STRING, "llama"),
+                   MetaEntry("split.no", t.UINT16, i), MetaEntry("split.count", t.UINT16, 2),
+                   MetaEntry("split.tensors.count", t.INT32, 4)]  # fmt: skip
         ts, off = [], 0
         for n in names:
             ts.append(TensorInfo(n, (256, 8), int(Q.Q8_0), off))
             off += 2176
         path = tmp_path / f"m-Q8_0-{i + 1:05d}-of-00002.gguf"
-        write_gguf(path, [(kv.key, kv_bytes(kv)) for kv in kvs], ts, fill="zeros")
+        write_gguf(path, entries, ts)
 
     part(0, ["a.weight", "b.weight"])
     part(1, ["c.weight", "d.weight"])
@@ -170,18 +167,12 @@ def test_catalog_twin_with_a_synthetic_vocabulary_generates(tmp_path: Path) -> N
      ("glm-4.5-air", 106.85e9), ("glm-4.7-flash", 29.94e9)],
 )  # fmt: skip
 def test_catalog_layouts_reproduce_published_parameter_counts(name: str, published: float) -> None:
-    cfg = catalog_config(name)
-    assert cfg is not None
-    _, tensors = catalog_headers(cfg)
-    n = sum(t.n_elements for t in tensors)
+    n = sum(t.n_elements for t in catalog_headers(name).tensors)
     assert abs(n - published) / published < 0.005, n
 
 
 def test_quantization_mix_follows_llama_quantize() -> None:
-    cfg = catalog_config("gemma-4-26b-a4b")
-    assert cfg is not None
-    _, tensors = catalog_headers(cfg, "Q4_K_M")
-    types = {t.name: t.type_name for t in tensors}
+    types = {t.name: t.type_name for t in catalog_headers("gemma-4-26b-a4b", "Q4_K_M").tensors}
     assert types["token_embd.weight"] == "Q6_K"  # tied embeddings take the output's type
     assert types["blk.3.ffn_gate_up_exps.weight"] == "Q4_K"
     # Expert rows of 704 and dense rows of 2112 are not multiples of 256: 32-element types.
@@ -193,15 +184,20 @@ def test_quantization_mix_follows_llama_quantize() -> None:
         assign_types(specs, "Q3_X", n_layer=1)
 
 
+@pytest.mark.slow
 def test_catalog_twin_is_marked_and_sparse_with_zeros(tmp_path: Path) -> None:
-    out = build_twin("catalog:gemma-4-26b-a4b", tmp_path / "g.gguf", fill="zeros")
+    out = build_twin("twin:gemma-4-26b-a4b", tmp_path / "g.gguf", fill="zeros")
     info = read_model_info(out.path)
     assert info.is_twin and info.arch == "gemma4" and info.vocab_size == 262144
-    assert info.metadata[TWIN_SOURCE_KEY] == "catalog:gemma-4-26b-a4b:Q4_K_M"
+    assert info.metadata[TWIN_SOURCE_KEY] == "twin:gemma-4-26b-a4b:Q4_K_M"
+    assert info.name == "Gemma 4 26B A4B (twin)"
     assert out.data_bytes > 15 * 2**30
     assert os.stat(out.path).st_blocks * 512 < 64 << 20
+    # The older catalog: spelling still resolves, to the same twin.
+    old = build_twin("catalog:gemma-4-26b-a4b", tmp_path / "old.gguf", fill="zeros")
+    assert read_model_info(old.path).tensors == info.tensors and old.source == out.source
     with pytest.raises(TwinError, match="no published configuration"):
-        build_twin("catalog:gemma-9", tmp_path / "x.gguf")
+        build_twin("twin:gemma-9", tmp_path / "x.gguf")
 
 
 def test_resolve_twin_builds_once_and_caches(
@@ -233,6 +229,7 @@ def range_hub(smollm: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub
         yield hub
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [f"{REPO}:{FILE}", f"{REPO}:Q4_1"])
 def test_remote_twin_fetches_only_header_bytes(
     spec: str, range_hub: FakeHub, smollm: Path, tmp_path: Path
@@ -252,20 +249,28 @@ def test_remote_twin_fetches_only_header_bytes(
     assert served < smollm.stat().st_size / 20  # never the weights
 
 
+def test_offline_a_hub_twin_reads_the_cached_file(
+    range_hub: FakeHub, smollm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.models.hub import pull
+
+    cache = tmp_path / "hub"
+    pull(f"{REPO}:Q4_1", endpoint=range_hub.url, cache_dir=cache)
+    range_hub.stop()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result, fetched = twin_from_hub(f"{REPO}:Q4_1", tmp_path / "t.gguf", fill="zeros")
+    assert fetched.cached and fetched.bytes_fetched == 0 and fetched.paths == (FILE,)
+    assert read_model_info(result.path).tensors == read_model_info(smollm).tensors
+    with pytest.raises(
+        HubError, match=r"^offline \(HF_HUB_OFFLINE\), and in the hub cache: .*no Q8_0"
+    ):
+        twin_from_hub(f"{REPO}:Q8_0", tmp_path / "x.gguf")
+    range_hub.start()  # the fixture stops it again
+
+
 def test_remote_errors_are_one_line(range_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(TwinError, match="no Q8_0"):
         twin_from_hub(f"{REPO}:Q8_0", tmp_path / "x.gguf")
-    with pytest.raises(TwinError):
+    with pytest.raises(HubError, match=r"answered HTTP 404 for acme/missing/file\.gguf"):
         twin_from_hub("acme/missing:file.gguf", tmp_path / "x.gguf")
-
-
-def test_kv_serialization_round_trips(tmp_path: Path) -> None:
-    kvs = [
-        KV("general.architecture", STRING, "llama"),
-        KV("a.n", UINT32, 7),
-        KV("a.list", ARRAY, [1, 2, 3], 5),
-        KV("a.words", ARRAY, ["x", "yz"], STRING),
-    ]
-    write_gguf(tmp_path / "k.gguf", [(kv.key, kv_bytes(kv)) for kv in kvs], [], fill="zeros")
-    meta = read_model_info(tmp_path / "k.gguf", check_size=False).metadata
-    assert meta["a.n"] == 7 and meta["a.list"] == [1, 2, 3] and meta["a.words"] == ["x", "yz"]

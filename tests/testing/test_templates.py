@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.hf_chat_template import hf_render
-from workbench.models.gguf_info import GGUFHeader, read_header
+from workbench.gguf import GGUFHeader, read_header
 from workbench.testing.fixtures import write_fixture
 from workbench.testing.templates import CHAT_TEMPLATE_KEY, set_chat_template, write_chat_fixture
 from workbench.thinking import (

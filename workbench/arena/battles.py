@@ -1,11 +1,17 @@
 """Battles: which two models meet, on which prompt, with which answers.
 
 - Pair sampling keeps votes per pair balanced: the pair with the fewest votes and open
-  battles goes next (a battle left unvoted stops counting when it expires), ties broken
-  at random, and left/right is a coin flip.
+  battles goes next (a battle left unvoted stops counting when it expires or is skipped),
+  ties broken at random, and left/right is a coin flip.
 - Answers come from the pool of stored runs made with the same prompt and settings, or
   are generated on demand; a battle is returned only once both answers exist, so the
-  speed of a model can never show which one it is.
+  speed of a model can never show which one it is. A rater is shown the answer cleaned
+  the same way for every model (:func:`~workbench.arena.shown.shown_answer`).
+- Answers are reserved for a battle atomically, and a rater holds at most
+  ``max_open_battles`` open battles, so two battles of one rater never share an answer
+  (the reveal of one would unblind the other).
+- Generation has bounds, in total and per rater: past them a battle is refused at once
+  with "busy, try again" instead of waiting, and votes never wait behind generation.
 - The identity guard flags answers that name a model family or maker; flagged battles
   are recorded with the reason and left out of ratings by default.
 - Model identities live only here and in the SQLite file until the vote; what a rater
@@ -16,103 +22,34 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import polars as pl
 
+from workbench.arena.guard import identity_terms
+from workbench.arena.shown import shown_answer
+from workbench.arena.study import Rater, Study
 from workbench.arena.votes import BattleRecord, VoteOutcome, VoteStore
 from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig, Prompt
 from workbench.errors import ArenaError
-
-if TYPE_CHECKING:
-    from workbench.arena.study import Rater, Study
-    from workbench.runner import Runner
+from workbench.runner import ResponseFinished, Runner
+from workbench.store import RunStore, load_runs
 
 __all__ = [
+    "POOLED_FINISH",
     "AnswerPool",
     "Arena",
     "ArenaError",
     "BattleView",
     "PoolAnswer",
     "choose_pair",
-    "identity_terms",
 ]
 
 log = logging.getLogger(__name__)
-
-# Families, makers and products a small model may name when asked who it is. Matching is
-# case-insensitive on word boundaries; false positives (an answer about Google Maps) only
-# exclude a battle from the default ratings, false negatives would unblind a rater.
-IDENTITY_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("Gemma", r"gemma"),
-    ("Gemini", r"gemini"),
-    ("Google", r"google"),
-    ("DeepMind", r"deep\s?mind"),
-    ("Qwen", r"qwen\d*(?:\.\d+)?|qwq"),
-    ("Alibaba", r"alibaba"),
-    ("Tongyi", r"tongyi"),
-    ("GLM", r"(?:chat)?glm(?:-?\d[\w.]*)?"),
-    ("Zhipu", r"zhipu(?:\s?ai)?|z\.ai"),
-    ("Llama", r"llama\d*(?:\.\d+)?"),
-    ("Meta", r"meta(?:\s?ai)?"),
-    ("SmolLM", r"smol\s?lm\d*"),
-    ("Hugging Face", r"hugging\s?face"),
-    ("Mistral", r"mistral|mixtral|ministral"),
-    ("Phi", r"phi-?\d(?:\.\d+)?"),
-    ("Microsoft", r"microsoft"),
-    ("OpenAI", r"open\s?ai"),
-    ("GPT", r"(?:chat)?gpt(?:-?\d[\w.]*)?"),
-    ("Claude", r"claude"),
-    ("Anthropic", r"anthropic"),
-    ("DeepSeek", r"deep\s?seek"),
-    ("Granite", r"granite"),
-    ("IBM", r"ibm"),
-    ("Falcon", r"falcon"),
-    ("OLMo", r"olmo|allen\s?ai"),
-    ("InternLM", r"intern\s?lm"),
-    ("Baichuan", r"baichuan"),
-    ("MiniCPM", r"mini\s?cpm"),
-    ("NVIDIA", r"nvidia|nemotron"),
-    ("Cohere", r"cohere|command[\s-]r|aya"),
-    ("EXAONE", r"exaone"),
-    ("StableLM", r"stable\s?lm|stability\s?ai"),
-    ("Baidu", r"baidu|ernie"),
-    ("Moonshot", r"moonshot|kimi"),
-    ("ByteDance", r"bytedance|doubao"),
-    ("Tencent", r"tencent|hunyuan"),
-)
-_IDENTITY_RE = [
-    (label, re.compile(rf"(?<![\w]){pat}(?![\w])", re.IGNORECASE))
-    for label, pat in IDENTITY_PATTERNS
-]
-
-
-def _model_terms(model_names: Iterable[str]) -> list[str]:
-    terms = set()
-    for name in model_names:
-        base = name.split("#")[-1].split("/")[-1].split(":")[-1]
-        terms.add(base)
-        head = re.split(r"[-_.\s]", base)[0]
-        if len(head) >= 4 and head.isalpha():
-            terms.add(head)
-    return sorted(t for t in terms if t)
-
-
-def identity_terms(text: str, model_names: Sequence[str] = ()) -> list[str]:
-    """Families, makers or study model names that ``text`` mentions (empty: none)."""
-    found = [label for label, rx in _IDENTITY_RE if rx.search(text)]
-    lowered = text.lower()
-    for term in _model_terms(model_names):
-        if term.lower() in lowered and term not in found:
-            found.append(term)
-    return found
-
 
 # --------------------------------------------------------------------------- pairs
 
@@ -145,7 +82,19 @@ class PoolAnswer:
     response_id: str
     """The run row's row_id."""
     text: str
+    """What a rater is shown (``shown_answer(raw)``)."""
+    raw: str
+    """What the model wrote."""
 
+    @classmethod
+    def of(cls, response_id: str, raw: str) -> PoolAnswer:
+        """The answer with its shown text."""
+        return cls(response_id, shown_answer(raw), raw)
+
+
+POOLED_FINISH = ("stop", "length")
+"""Finish reasons of a complete answer. A row cut short ("interrupted", "cancelled") or
+failed ("error"), or one with an error message, never goes into a battle."""
 
 _POOL_MATCH = ("temperature", "top_p", "top_k", "max_tokens")
 
@@ -162,7 +111,7 @@ class AnswerPool:
         cls, runs: pl.DataFrame, config: GenerationConfig, models: Sequence[str]
     ) -> AnswerPool:
         """Rows of stored runs made with ``config``'s sampling settings by ``models``
-        that finished without error and said something."""
+        that finished completely, without error, and say something once cleaned."""
         pool = cls()
         if runs.height == 0:
             return pool
@@ -170,8 +119,7 @@ class AnswerPool:
             pl.col("model").is_in(list(models))
             & pl.col("error").is_null()
             & pl.col("response").is_not_null()
-            & (pl.col("response").str.strip_chars() != "")
-            & pl.col("finish_reason").is_in(["stop", "length"])
+            & pl.col("finish_reason").is_in(list(POOLED_FINISH))
         )
         for key in _POOL_MATCH:
             value = getattr(config, key)
@@ -191,20 +139,25 @@ class AnswerPool:
             cond &= pl.col("seed") == config.seed
         rows = runs.filter(cond).select("prompt", "model", "row_id", "response")
         for prompt, model, row_id, response in rows.iter_rows():
-            pool.add(prompt, model, PoolAnswer(row_id, response))
+            answer = PoolAnswer.of(row_id, response)
+            if answer.text:
+                pool.add(prompt, model, answer)
         return pool
 
     def add(self, prompt: str, model: str, answer: PoolAnswer) -> None:
+        """Add ``answer`` (once) to the answers of ``model`` to ``prompt``."""
         with self._lock:
             bucket = self._answers.setdefault((prompt, model), [])
             if all(a.response_id != answer.response_id for a in bucket):
                 bucket.append(answer)
 
     def answers(self, prompt: str, model: str) -> list[PoolAnswer]:
+        """The pooled answers of ``model`` to ``prompt``."""
         with self._lock:
             return list(self._answers.get((prompt, model), ()))
 
     def has(self, prompt: str, models: Iterable[str]) -> bool:
+        """True when every one of ``models`` has an answer to ``prompt``."""
         return all(self.answers(prompt, m) for m in models)
 
     def __len__(self) -> int:
@@ -237,6 +190,43 @@ class BattleView:
         }
 
 
+BUSY = "busy: answers are being written for other raters; try again in a minute"
+"""The refusal past the generation bounds."""
+
+
+def check_text(value: object, what: str) -> str:
+    """``value`` as text a rater may send (any string storable as UTF-8).
+
+    Raises:
+        ArenaError: not a string, or a string with a lone surrogate.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ArenaError(f"the {what} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArenaError(
+            f"the {what} holds a character that is not text (a lone surrogate)"
+        ) from None
+    return value
+
+
+@dataclass
+class _Plan:
+    """A battle being prepared: what was chosen and reserved under the lock."""
+
+    rater: str
+    key: frozenset[str]
+    left: str
+    right: str
+    prompt: Prompt
+    answers: list[PoolAnswer | None]
+    """Pooled answers, None where one is to be generated."""
+    generating: bool = False
+
+
 class Arena:
     """The blind study engine behind the Gradio app (usable without it).
 
@@ -261,13 +251,16 @@ class Arena:
         self._lock = threading.Lock()
         self._gen_lock = threading.Lock()
         self._runner: Runner | None = None
-        # battles being prepared (answers generating), not yet in the store
+        # battles being prepared (answers chosen or generating), not yet in the store
         self._pending: dict[frozenset[str], int] = {}
+        self._pending_by_rater: dict[str, int] = {}
+        self._reserved: dict[str, list[str]] = {}
+        self._generating = 0
+        self._generating_by_rater: dict[str, int] = {}
+        # answers each rater has been shown or is about to be (reserved under the lock)
         self._seen = self.store.seen_responses()
         self._named: dict[str, bool] = {}
         if runs is None and study.runs_root is not None:
-            from workbench.store import load_runs
-
             runs = load_runs(study.runs_root)
         self.pool = AnswerPool.from_runs(
             runs if runs is not None else pl.DataFrame(), study.generation, study.model_names
@@ -285,6 +278,16 @@ class Arena:
         if rater is None:
             raise ArenaError("unknown token: ask the study admin for yours")
         return rater
+
+    def rater_votes(self, rater: Rater) -> int:
+        """Votes ``rater`` has cast in this study."""
+        return self.store.count_votes(rater.name)
+
+    @property
+    def generating(self) -> int:
+        """Battles now waiting for generated answers."""
+        with self._lock:
+            return self._generating
 
     # ------------------------------------------------------------------ battles
 
@@ -313,32 +316,104 @@ class Arena:
     def _names_someone(self, answer: PoolAnswer) -> bool:
         named = self._named.get(answer.response_id)
         if named is None:
-            named = bool(identity_terms(answer.text, self.study.model_names))
+            named = bool(self._flags(answer))
             self._named[answer.response_id] = named
         return named
 
-    def _answer(self, rater: str, prompt: Prompt, model: str) -> tuple[PoolAnswer, str]:
-        pooled = self.pool.answers(prompt.text, model)
+    def _flags(self, answer: PoolAnswer) -> list[str]:
+        # The raw text too: a name split by a tag that the clean-up removed ("Gem<b>ma")
+        # is whole in the shown text, one hidden in removed markup only in the raw one.
+        names = self.study.model_names
+        found = identity_terms(answer.text, names)
+        return found + [t for t in identity_terms(answer.raw, names) if t not in found]
+
+    def _pick(self, rater: str, prompt: Prompt, model: str, busy: set[str]) -> PoolAnswer | None:
+        """A pooled answer for ``rater`` (None: generate one). Never one in ``busy``, the
+        answers of the rater's open and preparing battles. Called under the lock."""
+        pooled = [a for a in self.pool.answers(prompt.text, model) if a.response_id not in busy]
         seen = self._seen.get(rater, set())
         fresh = [a for a in pooled if a.response_id not in seen]
         # Prefer pooled answers this rater has not seen (a repeated text would unblind them
         # once they have seen its model revealed) and that name no model or maker.
         clean = [a for a in fresh if not self._names_someone(a)]
         if clean or fresh:
-            return self._rng.choice(clean or fresh), "pool"
-        if self.study.pool_only:
-            if not pooled:
-                raise ArenaError("no pre-generated answer for this prompt")
-            return self._rng.choice(pooled), "pool"
-        return self._generate(prompt, model), "generated"
+            return self._rng.choice(clean or fresh)
+        if not self.study.pool_only:
+            return None
+        if not pooled:
+            raise ArenaError("no answer is free for you now; vote on or skip an open battle")
+        return self._rng.choice(pooled)
+
+    def _plan(self, rater: Rater, free: str) -> _Plan:
+        """Choose pair, prompt and pooled answers, and reserve them (under the lock)."""
+        name = rater.name
+        open_battles = self.store.open_battles(name)
+        held = len(open_battles) + self._pending_by_rater.get(name, 0)
+        if held >= self.study.max_open_battles:
+            raise ArenaError(
+                f"you have {held} open battle{'s' if held != 1 else ''}: "
+                "vote on or skip one before starting another"
+            )
+        counts = self.store.pair_counts()
+        for pair, n in self._pending.items():
+            counts[pair] = counts.get(pair, 0) + n
+        left, right = choose_pair(self.study.model_names, counts, self._rng)
+        if free:
+            prompt = Prompt(free, id="free", category="free", language=None)
+        else:
+            eligible = self._eligible_prompts(name, left, right)
+            if not eligible:
+                raise ArenaError("this study has no prompt to battle on")
+            prompt = self._rng.choice(eligible)
+        busy = set(self._reserved.get(name, ()))
+        for b in open_battles:
+            busy.update(x for x in (b.response_a_id, b.response_b_id) if x)
+        answers = [self._pick(name, prompt, m, busy) for m in (left, right)]
+        plan = _Plan(name, frozenset((left, right)), left, right, prompt, answers)
+        if None in answers:
+            if (
+                self._generating >= self.study.max_generating
+                or self._generating_by_rater.get(name, 0) >= self.study.max_generating_per_rater
+            ):
+                raise ArenaError(BUSY)
+            plan.generating = True
+            self._generating += 1
+            self._generating_by_rater[name] = self._generating_by_rater.get(name, 0) + 1
+        ids = [a.response_id for a in answers if a is not None]
+        self._seen.setdefault(name, set()).update(ids)
+        self._reserved.setdefault(name, []).extend(ids)
+        self._pending[plan.key] = self._pending.get(plan.key, 0) + 1
+        self._pending_by_rater[name] = self._pending_by_rater.get(name, 0) + 1
+        return plan
+
+    def _release(self, plan: _Plan) -> None:
+        """Forget a plan's reservations. Called under the lock."""
+        self._pending[plan.key] -= 1
+        if not self._pending[plan.key]:
+            del self._pending[plan.key]
+        self._pending_by_rater[plan.rater] -= 1
+        if not self._pending_by_rater[plan.rater]:
+            del self._pending_by_rater[plan.rater]
+        reserved = self._reserved.get(plan.rater, [])
+        for a in plan.answers:
+            if a is not None and a.response_id in reserved:
+                reserved.remove(a.response_id)
+        if not reserved:
+            self._reserved.pop(plan.rater, None)
+        self._end_generating(plan)
+
+    def _end_generating(self, plan: _Plan) -> None:
+        """Called under the lock."""
+        if plan.generating:
+            plan.generating = False
+            self._generating -= 1
+            self._generating_by_rater[plan.rater] -= 1
+            if not self._generating_by_rater[plan.rater]:
+                del self._generating_by_rater[plan.rater]
 
     def _generate(self, prompt: Prompt, model: str) -> PoolAnswer:
-        from workbench.runner import ResponseFinished, Runner
-
         with self._gen_lock:  # one generation at a time: the Runner and the CPU are shared
             if self._runner is None:
-                from workbench.store import RunStore
-
                 store = None
                 if self.study.store_generated and self.study.runs_root is not None:
                     store = RunStore(self.study.runs_root)
@@ -347,11 +422,21 @@ class Arena:
             for ev in self._runner.stream_one(model, prompt):
                 if isinstance(ev, ResponseFinished):
                     finished = ev
-        if finished is None or finished.error or not (finished.row.get("response") or "").strip():
+        row = finished.row if finished is not None else {}
+        answer = PoolAnswer.of(str(row.get("row_id")), str(row.get("response") or ""))
+        if (
+            finished is None
+            or finished.error
+            or row.get("error")
+            or row.get("finish_reason") not in POOLED_FINISH
+            or not answer.text
+        ):
             # The detailed error names the model: log it, show the rater a neutral line.
-            log.warning("arena generation failed: %s", finished.error if finished else "none")
+            log.warning(
+                "arena generation failed: %s",
+                (finished.error or row.get("finish_reason")) if finished else "no result",
+            )
             raise ArenaError("an answer could not be generated; please try again")
-        answer = PoolAnswer(str(finished.row["row_id"]), str(finished.row["response"]))
         self.pool.add(prompt.text, model, answer)
         return answer
 
@@ -359,10 +444,11 @@ class Arena:
         """Sample a pair and a prompt, get both answers, store the battle, return the view.
 
         Raises:
-            ArenaError: free prompts not allowed or too long, nothing to battle on, or an
-                answer could not be generated.
+            ArenaError: free prompts not allowed, too long or not text; the rater holds
+                ``max_open_battles`` open battles; generation is busy; nothing to battle
+                on; an answer could not be generated; the votes file failed.
         """
-        free = (free_prompt or "").strip()
+        free = check_text(free_prompt, "prompt").strip()
         if free and not self.study.free_prompts:
             raise ArenaError("this study does not take your own prompts")
         if len(free) > self.study.max_prompt_chars:
@@ -371,80 +457,79 @@ class Arena:
                 f"at most {self.study.max_prompt_chars})"
             )
         with self._lock:
-            counts = self.store.pair_counts()
-            for pair, n in self._pending.items():
-                counts[pair] = counts.get(pair, 0) + n
-            left, right = choose_pair(self.study.model_names, counts, self._rng)
-            key = frozenset((left, right))
-            if free:
-                prompt = Prompt(free, id="free", category="free", language=None)
-            else:
-                eligible = self._eligible_prompts(rater.name, left, right)
-                if not eligible:
-                    raise ArenaError("this study has no prompt to battle on")
-                prompt = self._rng.choice(eligible)
-            # Reserve the pair now so concurrent requests spread over the pairs.
-            self._pending[key] = self._pending.get(key, 0) + 1
+            plan = self._plan(rater, free)
+        stored = False
         try:
-            ans_a, src_a = self._answer(rater.name, prompt, left)
-            ans_b, src_b = self._answer(rater.name, prompt, right)
-        except BaseException:
-            self._release(key)
-            raise
+            answers: list[PoolAnswer] = []
+            for model, pooled in zip((plan.left, plan.right), plan.answers, strict=True):
+                answers.append(pooled or self._generate(plan.prompt, model))
+            record = self._record(rater, plan, *answers)
+            # Stored and released in one step: the battle is counted (open in the store,
+            # or pending here) exactly once at every moment.
+            with self._lock:
+                self.store.add_battle(record)
+                stored = True
+                self._seen.setdefault(rater.name, set()).update(a.response_id for a in answers)
+                self._release(plan)
+        finally:
+            if not stored:
+                with self._lock:
+                    self._release(plan)
+        return BattleView(
+            record.battle_id,
+            plan.prompt.text,
+            record.answer_a,
+            record.answer_b,
+            plan.prompt.category,
+            plan.prompt.language,
+        )
+
+    def _record(
+        self, rater: Rater, plan: _Plan, ans_a: PoolAnswer, ans_b: PoolAnswer
+    ) -> BattleRecord:
         flags = [
             f"answer {side} names {term}"
             for side, ans in (("A", ans_a), ("B", ans_b))
-            for term in identity_terms(ans.text, self.study.model_names)
+            for term in self._flags(ans)
         ]
         created = datetime.now(UTC)
-        record = BattleRecord(
+        names = self.study.model_names
+        return BattleRecord(
             battle_id=secrets.token_urlsafe(18),
             study=self.study.name,
             rater=rater.name,
-            model_a=left,
-            model_b=right,
-            swapped=self.study.model_names.index(left) > self.study.model_names.index(right),
-            prompt=prompt.text,
+            model_a=plan.left,
+            model_b=plan.right,
+            swapped=names.index(plan.left) > names.index(plan.right),
+            prompt=plan.prompt.text,
             answer_a=ans_a.text,
             answer_b=ans_b.text,
-            prompt_id=prompt.id,
-            prompt_set=prompt.prompt_set,
-            category=prompt.category,
-            language=prompt.language,
+            raw_a=ans_a.raw,
+            raw_b=ans_b.raw,
+            prompt_id=plan.prompt.id,
+            prompt_set=plan.prompt.prompt_set,
+            category=plan.prompt.category,
+            language=plan.prompt.language,
             response_a_id=ans_a.response_id,
             response_b_id=ans_b.response_id,
-            source_a=src_a,
-            source_b=src_b,
+            source_a="pool" if plan.answers[0] is not None else "generated",
+            source_b="pool" if plan.answers[1] is not None else "generated",
             flags=tuple(flags),
             created_at=created,
             expires_at=created + timedelta(seconds=self.study.battle_ttl_s),
         )
-        try:
-            self.store.add_battle(record)
-        finally:
-            self._release(key)
-        with self._lock:
-            self._seen.setdefault(rater.name, set()).update((ans_a.response_id, ans_b.response_id))
-        return BattleView(
-            record.battle_id,
-            prompt.text,
-            ans_a.text,
-            ans_b.text,
-            prompt.category,
-            prompt.language,
-        )
 
-    def _release(self, key: frozenset[str]) -> None:
-        with self._lock:
-            self._pending[key] -= 1
-            if not self._pending[key]:
-                del self._pending[key]
+    def skip(self, rater: Rater, battle_id: str) -> bool:
+        """Close ``rater``'s open battle without a vote (it stops counting against the
+        open-battle cap and the pair balance); False if there was none to close."""
+        return self.store.skip_battle(battle_id, rater.name)
 
     def vote(self, rater: Rater, battle_id: str, choice: str, reason: str | None) -> VoteOutcome:
         """Record ``rater``'s vote (durably) and return the revealed names.
 
         Raises:
             VoteRejected: see :meth:`VoteStore.record_vote`; nothing is written.
+            VoteStoreError: the votes file failed; the vote is not recorded.
         """
         return self.store.record_vote(
             battle_id, rater.name, choice, reason, max_reason_chars=self.study.max_reason_chars

@@ -29,15 +29,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.arena.guard import identity_terms
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.errors import InputError
+from workbench.gguf import GGUFError, read_model_info
 from workbench.models.registry import ModelNotFound, ModelRef, resolve
+from workbench.paths import data_dir, package_data
+from workbench.prompts import PromptSetError, load_prompts
 
 __all__ = [
     "DEMO_TOKENS",
@@ -63,6 +68,7 @@ _TOP_KEYS = {
     "prompts",
     "free_prompts",
     "votes_db",
+    "trusted_proxies",
     "generation",
     "pool",
     "limits",
@@ -74,6 +80,9 @@ _LIMIT_KEYS = {
     "max_prompt_chars",
     "battle_ttl_s",
     "leaderboard_bootstrap",
+    "max_open_battles",
+    "max_generating",
+    "max_generating_per_rater",
 }
 _RATER_KEYS = {"name", "token", "token_sha256", "role"}
 
@@ -108,6 +117,11 @@ class Rater:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def has_demo_token(self) -> bool:
+        """True when the token is a published demo token (valid from loopback only)."""
+        return self.token_hash in _DEMO_HASHES
 
 
 @dataclass(frozen=True)
@@ -146,6 +160,15 @@ class Study:
     """Seconds after which an unvoted battle no longer takes a vote."""
     leaderboard_bootstrap: int = 200
     """Bootstrap rounds for the live leaderboard's confidence intervals."""
+    max_open_battles: int = 2
+    """Battles one rater may hold open (started, not voted, skipped or expired) at once."""
+    max_generating: int = 4
+    """Answers being generated or waiting to be, over all raters; past it: "busy"."""
+    max_generating_per_rater: int = 1
+    """Battles of one rater waiting for generated answers at once; past it: "busy"."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; none by
+    default, so a client cannot choose the address it is counted (and locked out) by."""
     path: Path | None = None
     """The study file it was read from."""
 
@@ -167,6 +190,20 @@ class Study:
             if r.check(token):
                 found = r
         return found
+
+    def check_share(self, share: bool) -> None:
+        """Refuse a public share link (``share=True``, ``GRADIO_SHARE``, Colab) while a
+        demo token is in use.
+
+        Raises:
+            StudyError: ``share`` is set and a demo token is set.
+        """
+        if share and self.uses_demo_tokens:
+            raise StudyError(
+                "refusing to share the arena publicly (share / GRADIO_SHARE): this study "
+                f"uses a published demo token ({' / '.join(DEMO_TOKENS)}); give every rater "
+                "a secret token first"
+            )
 
     def check_host(self, host: str) -> None:
         """Refuse a non-loopback address while a demo token is in use.
@@ -230,8 +267,6 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _path(base: Path, value: str) -> Path:
     if value.startswith("{data}"):  # the workbench data directory (WORKBENCH_DATA or data/)
-        from workbench.store import data_dir
-
         value = str(data_dir()) + value[len("{data}") :]
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
@@ -263,11 +298,58 @@ def _generation(section: dict[str, Any]) -> GenerationConfig:
         if kinds.get(key) == (int, float):
             values[key] = float(value)
     cfg = GenerationConfig(**values)
+    _check_generation(cfg)
+    return cfg
+
+
+_MIN_CTX = 64
+
+
+def _check_generation(cfg: GenerationConfig) -> None:
+    # Sampling left unset (None) takes the model's recommended values, else workbench's.
+    for key in ("temperature", "top_p"):
+        value = getattr(cfg, key)
+        if value is not None and not math.isfinite(value):
+            raise StudyError(f"generation.{key} must be a finite number, not {value}")
     if cfg.max_tokens < 1:
         raise StudyError("generation.max_tokens must be at least 1")
     if cfg.temperature is not None and cfg.temperature < 0:
         raise StudyError("generation.temperature must not be negative")
-    return cfg
+    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
+        raise StudyError(f"generation.top_p must be in (0, 1], not {cfg.top_p}")
+    if cfg.top_k is not None and cfg.top_k < 0:
+        raise StudyError(f"generation.top_k must be 0 (off) or more, not {cfg.top_k}")
+    if cfg.n_ctx < max(_MIN_CTX, cfg.max_tokens + 1):
+        raise StudyError(
+            f"generation.n_ctx = {cfg.n_ctx} leaves no room for a prompt and "
+            f"{cfg.max_tokens} answer tokens; use at least {max(_MIN_CTX, cfg.max_tokens + 16)}"
+        )
+    for key in ("n_batch", "n_ubatch"):
+        if getattr(cfg, key) < 1:
+            raise StudyError(f"generation.{key} must be at least 1")
+    if cfg.n_threads is not None and cfg.n_threads < 1:
+        raise StudyError("generation.n_threads must be at least 1")
+
+
+def _proxies(items: Any) -> tuple[str, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise StudyError("trusted_proxies: expected a list of addresses or networks")
+    out = []
+    for i, item in enumerate(items, 1):
+        item = _expect(item, str, f"trusted_proxies #{i}").strip()
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item, strict=False)
+            else:
+                ipaddress.ip_address(item)
+        except ValueError:
+            raise StudyError(
+                f"trusted_proxies #{i}: {item!r} is not an IP address or network"
+            ) from None
+        out.append(item)
+    return tuple(out)
 
 
 def _raters(items: Any) -> tuple[Rater, ...]:
@@ -288,6 +370,8 @@ def _raters(items: Any) -> tuple[Rater, ...]:
             raise StudyError(f"{where}: give exactly one of token or token_sha256")
         if token is not None:
             token = _expect(token, str, f"{where}.token")
+            if token != token.strip() or any(c.isspace() for c in token):
+                raise StudyError(f"{where}: token must not contain spaces or be blank")
             if len(token) < 8:
                 raise StudyError(f"{where}: token must be at least 8 characters")
             digest = token_sha256(token)
@@ -310,12 +394,11 @@ def _raters(items: Any) -> tuple[Rater, ...]:
 
 
 def _is_twin(ref: ModelRef) -> bool:
-    from workbench.models.gguf_info import GGUFError, read_model_info
-
+    """True for a synthetic twin. Raises StudyError for a file that is not a usable GGUF."""
     try:
-        return read_model_info(ref.path, check_size=False).is_twin
-    except GGUFError:
-        return False  # a bad file fails later, in that model's answers
+        return read_model_info(ref.path).is_twin
+    except GGUFError as e:
+        raise StudyError(f"models: {ref.name}: {e}") from None
 
 
 def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
@@ -346,8 +429,6 @@ def _models(items: Any, resolve_models: bool) -> tuple[ModelRef, ...]:
 
 
 def _prompts(items: Any, base: Path) -> tuple[Prompt, ...]:
-    from workbench.prompts import PromptSetError, load_prompts
-
     if items is None:
         return ()
     if isinstance(items, str):
@@ -403,6 +484,8 @@ def parse_study(
     if "votes_db" not in doc:
         raise StudyError(f"{where}: votes_db (the SQLite file for votes) is required")
     votes_db = _path(base, _expect(doc["votes_db"], str, "votes_db"))
+    if votes_db.is_dir():
+        raise StudyError(f"votes_db {votes_db} is a directory; name the SQLite file in it")
 
     pool = _table(doc, "pool")
     _unknown(pool, _POOL_KEYS, "[pool]")
@@ -435,14 +518,27 @@ def parse_study(
         leaderboard_bootstrap=_expect(
             limits.get("leaderboard_bootstrap", 200), int, "leaderboard_bootstrap"
         ),
+        max_open_battles=_expect(limits.get("max_open_battles", 2), int, "max_open_battles"),
+        max_generating=_expect(limits.get("max_generating", 4), int, "max_generating"),
+        max_generating_per_rater=_expect(
+            limits.get("max_generating_per_rater", 1), int, "max_generating_per_rater"
+        ),
+        trusted_proxies=_proxies(doc.get("trusted_proxies")),
         path=path,
     )
     if study.pool_only and study.runs_root is None:
         raise StudyError("[pool] only = true needs pool.runs_root (where the stored runs are)")
     if study.pool_only and study.free_prompts:
         raise StudyError("[pool] only = true cannot answer free prompts; set free_prompts = false")
-    for key in ("max_reason_chars", "max_prompt_chars", "battle_ttl_s"):
-        if getattr(study, key) <= 0:
+    for key in (
+        "max_reason_chars",
+        "max_prompt_chars",
+        "battle_ttl_s",
+        "max_open_battles",
+        "max_generating",
+        "max_generating_per_rater",
+    ):
+        if not getattr(study, key) > 0:  # NaN too
             raise StudyError(f"limits.{key} must be positive")
     if study.leaderboard_bootstrap < 0:
         raise StudyError("limits.leaderboard_bootstrap must not be negative")
@@ -452,8 +548,6 @@ def parse_study(
 
 def _check_title(study: Study) -> None:
     """The title and description are on the page before any vote: no model may be named."""
-    from workbench.arena.battles import identity_terms
-
     text = f"{study.title}\n{study.description}"
     found = identity_terms(text, study.model_names)
     if found:
@@ -482,7 +576,5 @@ def load_study(path: str | Path, *, resolve_models: bool = True) -> Study:
 def demo_study_path() -> Path:
     """The example study: the data directory's studies/demo.toml if you made one, else the
     one that ships inside the package (workbench/data/studies/demo.toml)."""
-    from workbench.paths import data_dir, package_data
-
     own = data_dir() / "studies" / "demo.toml"
     return own if own.exists() else package_data("studies", "demo.toml")

@@ -9,6 +9,15 @@ costs one fsync, which a study of human raters can afford.)
 Exactly-once: a vote is checked and inserted inside one ``BEGIN IMMEDIATE`` transaction,
 and ``UNIQUE(battle_id, rater)`` backs the check, so a duplicate or racing submission is
 rejected with a message and never counted twice. Every rejection happens before any write.
+
+Failures say what and where: a votes file that is not SQLite, truncated or corrupt, a
+directory that cannot be written, a full disk, a COMMIT that failed, each raise
+:class:`VoteStoreError` with one line naming the file and the cause, and a vote whose
+COMMIT failed is never reported recorded. A read-only store (``read_only=True``) reads a
+votes file in a directory or on a medium it cannot write to (``--export``).
+
+Battles keep the answer text a rater was shown (``answer_a``, ``answer_b``) and the raw
+text the model wrote (``raw_a``, ``raw_b``); see :mod:`workbench.arena.shown`.
 """
 
 from __future__ import annotations
@@ -16,23 +25,29 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import polars as pl
 
-from workbench.errors import ArenaError
+from workbench.errors import ArenaError, InputError
 from workbench.schemas import VOTE_REQUIRED_COLUMNS, VOTE_SCHEMA
 
 __all__ = [
     "CHOICES",
+    "SCHEMA_VERSION",
     "WINNERS",
     "BattleRecord",
     "VoteOutcome",
     "VoteRejected",
     "VoteStore",
+    "VoteStoreError",
+    "defuse_formula",
 ]
 
 Choice = Literal["A", "B", "tie", "bothbad"]
@@ -61,14 +76,16 @@ CREATE TABLE IF NOT EXISTS battles (
     prompt         TEXT NOT NULL,
     response_a_id  TEXT,
     response_b_id  TEXT,
-    answer_a       TEXT NOT NULL,
+    answer_a       TEXT NOT NULL,   -- the text shown to the rater (shown_answer)
     answer_b       TEXT NOT NULL,
+    raw_a          TEXT,            -- the text the model wrote
+    raw_b          TEXT,
     source_a       TEXT NOT NULL,   -- pool or generated
     source_b       TEXT NOT NULL,
     flags          TEXT NOT NULL,   -- JSON list of identity-guard reasons
     created_at     TEXT NOT NULL,
     expires_at     TEXT NOT NULL,
-    status         TEXT NOT NULL    -- open, voted
+    status         TEXT NOT NULL    -- open, voted, skipped
 );
 CREATE INDEX IF NOT EXISTS battles_pair ON battles (model_a, model_b);
 CREATE INDEX IF NOT EXISTS battles_rater ON battles (rater);
@@ -106,6 +123,45 @@ class VoteRejected(ArenaError, ValueError):
     """A vote that was not recorded; the message is safe to show the rater."""
 
 
+class VoteStoreError(ArenaError):
+    """The votes file cannot be opened, read or written: one line with the file and the
+    cause. Nothing was recorded by the call that raised it."""
+
+
+SCHEMA_VERSION = 2
+"""The votes file's layout, kept in ``PRAGMA user_version``: 0 is the first release
+(no version recorded), 2 adds the raw answer text. Older files migrate forward on open;
+a newer file is refused in one line (this workbench would misread it)."""
+
+# Columns added after the first release: an older votes file gets them on open.
+_ADDED_COLUMNS = (("battles", "raw_a", "TEXT"), ("battles", "raw_b", "TEXT"))
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_formula(value: str | None) -> str | None:
+    """``value`` made safe for a spreadsheet: text starting like a formula (``=``, ``+``,
+    ``-``, ``@``, tab, carriage return) gets a leading apostrophe, so it stays text."""
+    if value and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _cause(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _text_ok(value: str) -> bool:
+    """True when ``value`` can be stored as UTF-8 (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -126,7 +182,9 @@ class BattleRecord:
     swapped: bool
     prompt: str
     answer_a: str
+    """The text shown as A."""
     answer_b: str
+    """The text shown as B."""
     prompt_id: str | None = None
     prompt_set: str | None = None
     category: str | None = None
@@ -139,6 +197,10 @@ class BattleRecord:
     created_at: datetime | None = None
     expires_at: datetime | None = None
     status: str = "open"
+    raw_a: str | None = None
+    """What model A wrote (None: the same as ``answer_a``)."""
+    raw_b: str | None = None
+    """What model B wrote (None: the same as ``answer_b``)."""
 
     @property
     def flagged(self) -> bool:
@@ -162,45 +224,119 @@ class VoteStore:
     """The SQLite file of one study (safe to share between threads).
 
     Args:
-        path: the database file (created with its parent directory).
+        path: the database file (created with its parent directory, unless read-only).
         study: study name, stored with every row.
+        read_only: open an existing file without writing to it or its directory.
+
+    Raises:
+        VoteStoreError: the file cannot be created, opened or read (one line with the
+            file and the cause).
     """
 
-    def __init__(self, path: str | Path, study: str = "study") -> None:
+    def __init__(self, path: str | Path, study: str = "study", *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.study = study
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         # One connection, one lock: votes are tiny, and serialising them in-process keeps
         # "check then insert" atomic without SQLITE_BUSY retries between our own threads.
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
+        if self.path.is_dir():
+            raise VoteStoreError(f"votes file {self.path}: is a directory")
+        try:
+            self._conn = self._open_read_only() if read_only else self._open()
+        except VoteStoreError:
+            raise
+        except (sqlite3.Error, OSError) as e:
+            raise VoteStoreError(f"votes file {self.path}: cannot open it: {_cause(e)}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
-        self._conn.row_factory = sqlite3.Row
-        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"{self.path}: cannot switch to WAL mode ({mode})")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('study', ?)", (study,)
+        try:
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode ({mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            if self._check_version(conn) < SCHEMA_VERSION:
+                conn.executescript(_SCHEMA)
+                for table, column, kind in _ADDED_COLUMNS:
+                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('study', ?)", (self.study,)
             )
+            conn.execute("SELECT COUNT(*) FROM votes").fetchone()  # reads the file
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise FileNotFoundError(2, "No such file")
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM votes").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL file needs its -shm index, which a read-only directory cannot hold.
+            # Without a pending write-ahead log the file alone is complete: read it as
+            # immutable. With one, reading the file alone would miss committed votes.
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM votes").fetchone()
+        conn.row_factory = sqlite3.Row
+        try:
+            self._check_version(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise VoteStoreError(
+                f"votes file {self.path}: written by a newer workbench (schema version "
+                f"{version}; this one reads up to {SCHEMA_VERSION}): upgrade workbench"
+            )
+        return version
+
+    @contextmanager
+    def _db(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; a database or OS failure becomes one line."""
+        with self._lock:
+            try:
+                yield self._conn
+            except (sqlite3.Error, OSError) as e:
+                raise VoteStoreError(f"votes file {self.path}: {doing}: {_cause(e)}") from None
 
     # ------------------------------------------------------------------ battles
 
     def add_battle(self, b: BattleRecord) -> None:
-        """Store a new battle (committed before its answers are shown)."""
+        """Store a new battle (committed before its answers are shown).
+
+        Raises:
+            VoteStoreError: the battle could not be written.
+        """
         created = b.created_at or _now()
         expires = b.expires_at or created
-        with self._lock:
-            self._conn.execute(
+        with self._db("cannot store a battle") as conn:
+            conn.execute(
                 """INSERT INTO battles (battle_id, study, rater, model_a, model_b, swapped,
                 prompt_id, prompt_set, category, language, prompt, response_a_id,
-                response_b_id, answer_a, answer_b, source_a, source_b, flags, created_at,
-                expires_at, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'open')""",
+                response_b_id, answer_a, answer_b, raw_a, raw_b, source_a, source_b, flags,
+                created_at, expires_at, status)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'open')""",
                 (
                     b.battle_id,
                     b.study,
@@ -217,6 +353,8 @@ class VoteStore:
                     b.response_b_id,
                     b.answer_a,
                     b.answer_b,
+                    b.raw_a,
+                    b.raw_b,
                     b.source_a,
                     b.source_b,
                     json.dumps(list(b.flags)),
@@ -227,19 +365,17 @@ class VoteStore:
 
     def get_battle(self, battle_id: str) -> BattleRecord | None:
         """The stored battle, or None."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT * FROM battles WHERE battle_id = ?", (battle_id,)
-            ).fetchone()
+        with self._db("cannot read a battle") as conn:
+            row = conn.execute("SELECT * FROM battles WHERE battle_id = ?", (battle_id,)).fetchone()
         return _battle(row) if row is not None else None
 
     def pair_counts(self, now: datetime | None = None) -> dict[frozenset[str], int]:
         """Per unordered pair of models: battles voted on, plus battles still open at
         ``now`` (default: the current time). A battle left without a vote stops counting
-        when it expires, so skipped battles do not starve a pair of votes."""
+        when it expires or is skipped, so skipped battles do not starve a pair of votes."""
         at = _iso(now or _now())
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db("cannot read the battles") as conn:
+            rows = conn.execute(
                 """SELECT model_a, model_b, COUNT(*) AS n FROM battles
                 WHERE status = 'voted' OR (status = 'open' AND expires_at > ?)
                 GROUP BY model_a, model_b""",
@@ -253,8 +389,8 @@ class VoteStore:
 
     def seen_responses(self) -> dict[str, set[str]]:
         """Response ids each rater has been shown (so the pool can avoid repeats)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db("cannot read the battles") as conn:
+            rows = conn.execute(
                 "SELECT rater, response_a_id, response_b_id FROM battles"
             ).fetchall()
         out: dict[str, set[str]] = {}
@@ -262,6 +398,29 @@ class VoteStore:
             seen = out.setdefault(r["rater"], set())
             seen.update(x for x in (r["response_a_id"], r["response_b_id"]) if x)
         return out
+
+    def open_battles(self, rater: str, now: datetime | None = None) -> list[BattleRecord]:
+        """``rater``'s battles that still take a vote at ``now`` (default: the current time)."""
+        at = _iso(now or _now())
+        with self._db("cannot read the battles") as conn:
+            rows = conn.execute(
+                "SELECT * FROM battles WHERE rater = ? AND status = 'open' AND expires_at > ?",
+                (rater, at),
+            ).fetchall()
+        return [_battle(r) for r in rows]
+
+    def skip_battle(self, battle_id: str, rater: str) -> bool:
+        """Close ``rater``'s open battle ``battle_id`` without a vote; False if there was
+        none (unknown, another rater's, voted or skipped already)."""
+        if not isinstance(battle_id, str) or not battle_id or not _text_ok(battle_id):
+            return False
+        with self._db("cannot skip a battle") as conn:
+            cur = conn.execute(
+                "UPDATE battles SET status = 'skipped' "
+                "WHERE battle_id = ? AND rater = ? AND status = 'open'",
+                (battle_id, rater),
+            )
+        return cur.rowcount == 1
 
     # ------------------------------------------------------------------ votes
 
@@ -278,12 +437,14 @@ class VoteStore:
         """Record one vote, durably, and return the revealed identities.
 
         Raises:
-            VoteRejected: unknown choice, reason too long, unknown battle (or another
-                rater's), battle expired, or this rater already voted on it. Nothing is
-                written in any of these cases.
+            VoteRejected: unknown choice, reason too long or not text, unknown battle (or
+                another rater's), battle expired or skipped, or this rater already voted
+                on it. Nothing is written in any of these cases.
+            VoteStoreError: the votes file failed (the vote is not recorded).
         """
-        if choice not in WINNERS:
-            raise VoteRejected(f"unknown choice {choice!r}; use one of {', '.join(CHOICES)}")
+        if not isinstance(choice, str) or choice not in WINNERS:
+            shown = repr(choice) if isinstance(choice, str) else f"of type {type(choice).__name__}"
+            raise VoteRejected(f"unknown choice {shown[:40]}; use one of {', '.join(CHOICES)}")
         if reason is not None and not isinstance(reason, str):
             raise VoteRejected("the reason must be text")
         reason = (reason or "").strip() or None
@@ -291,11 +452,17 @@ class VoteStore:
             raise VoteRejected(
                 f"the reason is too long ({len(reason)} characters; at most {max_reason_chars})"
             )
-        if not isinstance(battle_id, str) or not battle_id or len(battle_id) > 200:
+        if reason is not None and not _text_ok(reason):
+            raise VoteRejected("the reason holds a character that is not text (a lone surrogate)")
+        if (
+            not isinstance(battle_id, str)
+            or not battle_id
+            or len(battle_id) > 200
+            or not _text_ok(battle_id)
+        ):
             raise VoteRejected("unknown battle")
         now = now or _now()
-        with self._lock:
-            conn = self._conn
+        with self._db("cannot record the vote") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
@@ -308,8 +475,10 @@ class VoteStore:
                 dup = conn.execute(
                     "SELECT 1 FROM votes WHERE battle_id = ? AND rater = ?", (battle_id, rater)
                 ).fetchone()
-                if dup is not None or b.status != "open":
+                if dup is not None or b.status == "voted":
                     raise VoteRejected("this battle already has your vote; it was counted once")
+                if b.status == "skipped":
+                    raise VoteRejected("you skipped this battle; start a new one")
                 if b.expires_at is not None and now > b.expires_at:
                     raise VoteRejected("this battle has expired; start a new one")
                 conn.execute(
@@ -344,26 +513,35 @@ class VoteStore:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT may have rolled back already: rolling back again would
+                # raise "no transaction is active" and hide the real cause.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         return VoteOutcome(
             battle_id, b.model_a, b.model_b, choice, WINNERS[choice], b.flagged, b.flags
         )
 
-    def count_votes(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+    def count_votes(self, rater: str | None = None) -> int:
+        """Votes recorded (by ``rater``, or by everyone)."""
+        with self._db("cannot count the votes") as conn:
+            if rater is None:
+                return int(conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+            return int(
+                conn.execute("SELECT COUNT(*) FROM votes WHERE rater = ?", (rater,)).fetchone()[0]
+            )
 
     def count_battles(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM battles").fetchone()[0])
+        """Battles served."""
+        with self._db("cannot count the battles") as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM battles").fetchone()[0])
 
     def votes_frame(self, *, include_flagged: bool = False) -> pl.DataFrame:
         """Every vote as a frame in the ``ratings`` votes format (model_a, model_b, winner
         first, then the rest). Flagged battles are left out unless ``include_flagged``."""
         where = "" if include_flagged else "WHERE flagged = 0"
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db("cannot read the votes") as conn:
+            rows = conn.execute(
                 f"SELECT {', '.join(VOTE_COLUMNS)} FROM votes {where} ORDER BY vote_id"
             ).fetchall()
         data: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in VOTE_COLUMNS}
@@ -382,22 +560,35 @@ class VoteStore:
         return frame.select([*first, *[c for c in VOTE_COLUMNS if c not in first]])
 
     def export(self, path: str | Path, *, include_flagged: bool = False) -> Path:
-        """Write the votes to .parquet, .csv or .jsonl (chosen by the suffix)."""
+        """Write the votes to .parquet, .csv or .jsonl (chosen by the suffix). In CSV every
+        text that a spreadsheet would run as a formula is defused (:func:`defuse_formula`).
+
+        Raises:
+            InputError: unknown format. VoteStoreError: the votes cannot be read.
+            OSError: the export file cannot be written.
+        """
         p = Path(path)
-        frame = self.votes_frame(include_flagged=include_flagged)
         suffix = p.suffix.lower()
+        if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson", ".json"):
+            raise ExportFormatError(
+                f"unknown export format {p.suffix!r} (use .parquet, .csv or .jsonl)"
+            )
+        frame = self.votes_frame(include_flagged=include_flagged)
         p.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".parquet":
             frame.write_parquet(p)
         elif suffix == ".csv":
-            frame.with_columns(pl.col(pl.Datetime).dt.to_string()).write_csv(p)
-        elif suffix in (".jsonl", ".ndjson", ".json"):
-            frame.write_ndjson(p)
+            text = [c for c, t in frame.schema.items() if t == pl.String()]
+            frame.with_columns(
+                pl.col(pl.Datetime).dt.to_string(),
+                *[pl.col(c).map_elements(defuse_formula, return_dtype=pl.String()) for c in text],
+            ).write_csv(p)
         else:
-            raise ValueError(f"unknown export format {p.suffix!r} (use .parquet, .csv or .jsonl)")
+            frame.write_ndjson(p)
         return p
 
     def close(self) -> None:
+        """Close the file."""
         with self._lock:
             self._conn.close()
 
@@ -408,11 +599,16 @@ class VoteStore:
         self.close()
 
 
+class ExportFormatError(InputError):
+    """An export file name whose suffix names no format the store writes."""
+
+
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
 def _battle(row: sqlite3.Row) -> BattleRecord:
+    keys = row.keys()
     return BattleRecord(
         battle_id=row["battle_id"],
         study=row["study"],
@@ -435,4 +631,6 @@ def _battle(row: sqlite3.Row) -> BattleRecord:
         created_at=_parse_time(row["created_at"]),
         expires_at=_parse_time(row["expires_at"]),
         status=row["status"],
+        raw_a=row["raw_a"] if "raw_a" in keys else None,
+        raw_b=row["raw_b"] if "raw_b" in keys else None,
     )

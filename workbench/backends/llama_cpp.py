@@ -32,10 +32,10 @@ from workbench.backends.base import (
     resolve_sampling,
 )
 from workbench.backends.llama_log import exit_description, failure_cause
+from workbench.gguf import KV_CACHE_TYPES as _KV_TYPES
+from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.host import physical_cores
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info, validate_header
 
-_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
 _CANCEL_GRACE_S = 5.0
 """After Stop, a worker that has not answered within this many seconds (stuck in a long
 prompt evaluation) is killed."""

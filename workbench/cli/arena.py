@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from workbench.arena.app import build_app, share_requested
+from workbench.arena.study import demo_study_path, load_study
+from workbench.arena.votes import VoteStore
 from workbench.cli import CliError
 
 
@@ -41,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.arena.study import demo_study_path, load_study
-
     path = args.study or demo_study_path()
     study = load_study(path, resolve_models=not args.export)
-    study.check_host(args.host)
+    if not args.export:  # before anything starts: a demo token must not reach the network
+        study.check_host(args.host)
+        study.check_share(share_requested(None))
     if args.check or args.export:
         summary: dict[str, object] = {
             "study": study.name,
@@ -54,24 +57,26 @@ def run(args: argparse.Namespace) -> int:
             "raters": len(study.raters),
             "votes_db": str(study.votes_db),
         }
+        # Read-only: an export or a check never writes to the votes file or its directory.
         if args.export:
-            from workbench.arena.votes import VoteStore
-
-            try:
-                with VoteStore(study.votes_db, study.name) as store:
+            with VoteStore(study.votes_db, study.name, read_only=True) as store:
+                try:
                     out = store.export(args.export, include_flagged=args.include_flagged)
-                    summary["votes"] = store.count_votes()
-            except ValueError as e:
-                raise CliError(str(e)) from None
+                except OSError as e:
+                    raise CliError(f"cannot write {args.export}: {e.strerror or e}") from None
+                summary["votes"] = store.count_votes()
             summary["exported"] = str(out)
+        elif study.votes_db.exists():
+            with VoteStore(study.votes_db, study.name, read_only=True) as store:
+                summary["votes"] = store.count_votes()
+        else:
+            summary["votes"] = 0
         if args.json:
             print(json.dumps(summary))
         else:
             for k, v in summary.items():
                 print(f"{k}: {v}", file=sys.stderr)
         return 0
-
-    from workbench.arena.app import build_app
 
     app = build_app(study, seed=args.seed)
     print(

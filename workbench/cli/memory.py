@@ -11,8 +11,19 @@ from typing import TYPE_CHECKING, Any
 DEFAULT_CTXS = (4096, 32768, 131072)
 
 if TYPE_CHECKING:
-    from workbench.models.gguf_info import ModelInfo
+    from workbench.gguf import ModelInfo
     from workbench.models.registry import ModelRef
+
+
+def _kv_type(name: str) -> str:
+    """A KV-cache type llama.cpp accepts (checked against the one table when parsed)."""
+    from workbench.gguf import UnknownKVCacheType, kv_cache_type
+
+    try:
+        kv_cache_type(name)
+    except UnknownKVCacheType as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--kv-type",
         default="f16",
-        choices=("f16", "q8_0", "q4_0", "bf16", "f32"),
-        help="KV cache type for K and V (default f16)",
+        type=_kv_type,
+        help="KV cache type for K and V: f16 (default), q8_0, q4_0, ... as llama.cpp's -ctk",
     )
     p.add_argument(
         "--swa-full",
@@ -77,8 +88,8 @@ def _ctxs_for(n_ctx_train: int | None, asked: list[int] | None) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from workbench.cli import CliError
+    from workbench.gguf import GGUFError
     from workbench.models import registry
-    from workbench.models.gguf_info import GGUFError
     from workbench.models.memory import GIB, UnsupportedArch, format_bytes, max_context, plan
 
     refs = [_resolve(m) for m in args.models] if args.models else registry.default_models()

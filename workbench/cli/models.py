@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def model_rows() -> list[dict[str, Any]]:
     """One dict per model: the ``models --json`` objects."""
     from workbench.chat import prompt_mode
-    from workbench.models.gguf_info import GGUFError
+    from workbench.gguf import GGUFError
     from workbench.models.registry import list_models
 
     rows = []
@@ -95,6 +96,15 @@ def _chat_cell(r: dict[str, Any]) -> str:
     return "yes" if r["chat_template"] else "base"
 
 
+def format_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A fixed-width table with a header line; the last column is not padded."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        for line in (header, *rows)
+    )
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table: one line per model, the path (or error) last, then what the
     CHAT column means."""
@@ -111,14 +121,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             str(r["n_ctx_train"]) if r["n_ctx_train"] else "-",
             _human(r["size_bytes"], ("B", "KiB", "MiB", "GiB", "TiB"), 1024.0), chat, tail,
         ))  # fmt: skip
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols[:-1])]
-    out = ["  ".join(c.ljust(w) for c, w in zip(cols[:-1], widths, strict=True)) + "  " + cols[-1]]
-    for line in lines:
-        out.append(
-            "  ".join(v.ljust(w) for v, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
-        )
-    out += ["", *textwrap.wrap(CHAT_LEGEND, 100)]
-    return "\n".join(out)
+    return "\n".join([format_columns(cols, lines), "", *textwrap.wrap(CHAT_LEGEND, 100)])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
+
+from workbench.cli import CliError
+from workbench.cli.models import format_columns
+from workbench.models.catalog import CATALOG
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,29 +34,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def catalog_rows() -> list[dict[str, Any]]:
+    """One dict per catalog model: the ``pull --list --json`` objects."""
+    return [
+        {"name": e.name, "family": e.family, "title": e.title, "repo": e.repo,
+         "params": e.params, "quants": list(e.quants), "note": e.note,
+         "configuration": e.hparams is not None}
+        for e in CATALOG
+    ]  # fmt: skip
+
+
 def _catalog(as_json: bool) -> int:
-    from dataclasses import asdict
-
-    from workbench.models.hub import CATALOG
-
+    rows = catalog_rows()
     if as_json:
-        print(json.dumps([asdict(e) for e in CATALOG], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    width = max(len(e.name) for e in CATALOG)
-    rwidth = max(len(e.repo) for e in CATALOG)
-    for e in CATALOG:
-        print(f"{e.name:<{width}}  {e.repo:<{rwidth}}  {e.params:<24}  {e.note}")
+    table = [(str(r["name"]), str(r["repo"]), str(r["params"]), str(r["note"])) for r in rows]
+    print(format_columns(("NAME", "REPO", "PARAMS", "NOTE"), table))
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.cli import CliError
+    from workbench.models.hub import pull
 
     if args.list:
         return _catalog(args.json)
     if not args.spec:
         raise CliError("name a model: workbench pull NAME_OR_REPO[:FILE] (see --list)")
-    from workbench.models.hub import pull
 
     budget = int(args.budget * 2**30) if args.budget else None
     result = pull(

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
+
+from workbench.cli import CliError
+from workbench.cli.models import format_columns
+from workbench.models.catalog import CATALOG, TWIN_PREFIX
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "but random (or zero) weights, so speed and memory can be measured without the "
             "real weights. SOURCE is a local .gguf file (header read only), a hub file "
             "(owner/repo:FILE.gguf or owner/repo:QUANT; only header bytes are fetched), or "
-            "a published configuration catalog:NAME (see --list). Twins are refused in "
-            "answer comparisons and arenas."
+            "a catalog model NAME or twin:NAME (see --list; built from its published "
+            "configuration, or from its hub file's header). Twins are refused in answer "
+            "comparisons and arenas."
         ),
     )
     p.add_argument("source", nargs="?", metavar="SOURCE")
@@ -26,45 +32,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant", help="preset for catalog twins (default Q4_K_M), file for hub repos")
     p.add_argument(
         "--fill",
-        choices=("random", "zeros"),
         default="random",
         help="random weights with valid scales (speed), or a sparse all-zero file (memory "
         "only, no disk cost)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.add_argument("--revision", default="main", help="hub branch, tag or commit")
-    p.add_argument("--list", action="store_true", help="show the built-in configurations")
+    p.add_argument("--list", action="store_true", help="show the catalog models")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
 
-def _list(as_json: bool) -> int:
-    from workbench.models.twin_catalog import CATALOG
+def twin_rows() -> list[dict[str, Any]]:
+    """One dict per catalog model: the ``twin --list --json`` objects (the same names as
+    ``pull --list``). ``source`` says what a twin is built from: the published
+    configuration alone, or the hub file's header."""
+    rows = []
+    for e in CATALOG:
+        hp = e.hparams
+        rows.append({
+            "name": e.name, "twin": f"{TWIN_PREFIX}{e.name}",
+            "source": "configuration" if hp is not None else "hub header",
+            "arch": hp.arch if hp else None, "layers": hp.n_layer if hp else None,
+            "hidden": hp.n_embd if hp else None, "vocab": hp.n_vocab if hp else None,
+            "repo": e.repo, "note": e.note,
+        })  # fmt: skip
+    return rows
 
-    rows = [
-        {"name": f"catalog:{c.name}", "arch": c.arch, "layers": c.n_layer, "hidden": c.n_embd,
-         "vocab": c.n_vocab, "note": c.note}
-        for c in CATALOG
-    ]  # fmt: skip
+
+def _list(as_json: bool) -> int:
+    rows = twin_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max(len(str(r["name"])) for r in rows)
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['arch']:<10} {r['layers']:>3} layers  {r['note']}")
+    table = [(r["twin"], r["arch"] or "-", str(r["layers"] or "-"), r["source"], r["note"])
+             for r in rows]  # fmt: skip
+    print(format_columns(("NAME", "ARCH", "LAYERS", "BUILT FROM", "NOTE"), table))
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.cli import CliError
+    from workbench.models.twin import build_twin, describe
 
     if args.list:
         return _list(args.json)
     if not args.source or not args.output:
         raise CliError("usage: workbench twin SOURCE -o FILE (see --list for catalog names)")
-    from workbench.models.twin import build_twin, describe
-
-    print(f"writing twin of {args.source} -> {args.output}", file=sys.stderr)
+    if sys.stderr.isatty():  # a random twin of a large model takes minutes to write
+        print(f"writing twin of {args.source} -> {args.output}", file=sys.stderr)
     try:
         result = build_twin(
             args.source, args.output, quant=args.quant, fill=args.fill, seed=args.seed,

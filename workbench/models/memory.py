@@ -17,19 +17,21 @@ allocates when it creates a context:
 - MLA models (``key_length_mla`` present) cache only the compressed K row, no V.
 - Recurrent layers (Mamba, Qwen 3.5 / Qwen3-Next Gated DeltaNet) hold a fixed f32 conv
   and SSM state per sequence that does not grow with the context.
-- Quantized KV types are stored in blocks of 32 (q8_0: 34 bytes, q4_0: 18 bytes); a
-  quantized V cache needs flash attention.
+- Quantized KV types are stored in blocks of 32 (q8_0: 34 bytes, q4_0: 18 bytes; the
+  types and their block sizes are :data:`workbench.gguf.KV_CACHE_TYPES`); a quantized V
+  cache needs flash attention.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelError
-from workbench.models.gguf_info import ModelInfo
+from workbench.gguf import ModelInfo
+from workbench.gguf.kv_cache import is_quantized, kv_block
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,19 +40,6 @@ GIB = 1024**3
 MIB = 1024**2
 CTX_PAD = 256
 """llama.cpp pads n_ctx, n_ctx_seq and the SWA cache to multiples of this."""
-
-KV_TYPES: dict[str, tuple[int, int]] = {
-    "f32": (1, 4),
-    "f16": (1, 2),
-    "bf16": (1, 2),
-    "q8_0": (32, 34),
-    "q4_0": (32, 18),
-    "q4_1": (32, 20),
-    "q5_0": (32, 22),
-    "q5_1": (32, 24),
-    "iq4_nl": (32, 18),
-}
-"""KV cache types llama.cpp accepts: name -> (block size, bytes per block)."""
 
 
 class UnsupportedArch(ModelError):
@@ -162,8 +151,6 @@ class MemoryPlan:
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for frames and JSON."""
-        from dataclasses import asdict
-
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
@@ -299,7 +286,7 @@ def layout(info: ModelInfo) -> Layout:
 
 
 def _row_bytes(kv_type: str, n: int) -> int:
-    block, size = KV_TYPES[kv_type]
+    block, size = kv_block(kv_type)
     if n % block:
         raise ValueError(f"{kv_type} KV cache needs rows divisible by {block}, got {n}")
     return n // block * size
@@ -329,7 +316,7 @@ def plan(
     """Memory for ``info`` at context length ``ctx``, as llama.cpp allocates it.
 
     Args:
-        info: the model's header (:func:`workbench.models.gguf_info.read_model_info`).
+        info: the model's header (:func:`workbench.gguf.read_model_info`).
         ctx: context length in tokens (0 = the model's trained length, as llama.cpp does).
         kv_type: cache type for K (and V unless ``kv_type_v`` is given): f16, q8_0, q4_0...
         kv_type_v: cache type for V when it differs from K.
@@ -349,10 +336,9 @@ def plan(
     lay = layout(info)
     type_v = kv_type_v or kv_type
     for t in (kv_type, type_v):
-        if t not in KV_TYPES:
-            raise ValueError(f"unknown KV cache type {t!r}; known: {', '.join(KV_TYPES)}")
+        kv_block(t)  # raises UnknownKVCacheType, naming the types llama.cpp accepts
     fa = True if flash_attn is None else bool(flash_attn)
-    if KV_TYPES[type_v][0] > 1 and not fa:
+    if is_quantized(type_v) and not fa:
         raise ValueError(f"a {type_v} V cache needs flash attention (flash_attn on or auto)")
     if n_seq < 1:
         raise ValueError("n_seq must be at least 1")

@@ -1,11 +1,11 @@
 """A model as the registry knows it, before anything is loaded (a leaf: imports no
-other part of workbench but the GGUF header reader)."""
+other part of workbench but the GGUF layer)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.models.gguf_info import GGUFError, ModelInfo, read_model_info
+from workbench.gguf import GGUFError, ModelInfo, read_model_info
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,17 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from workbench.config import ConfigError, load_config
 from workbench.errors import ModelError
-from workbench.models.gguf_info import GGUFError
+from workbench.gguf import GGUFError, is_later_split_part
+from workbench.models.catalog import TWIN_PREFIX, strip_prefix
 from workbench.models.ref import ModelRef
 from workbench.models.stores import lmstudio_models, ollama_models
+from workbench.models.twin import TwinError, resolve_twin
 from workbench.paths import cache_dir
 
 GEMMA_NAME = "gemma-3-270m"
@@ -146,16 +147,10 @@ def directory_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]
             refs.append(ModelRef(_name_for(root), str(root), "directory"))
             continue
         for p in sorted(root.rglob("*.gguf")) if root.is_dir() else []:
-            if _is_later_split_part(p):
+            if is_later_split_part(p):
                 continue
             refs.append(ModelRef(_name_for(p), str(p), "directory"))
     return refs
-
-
-def _is_later_split_part(p: Path) -> bool:
-    """True for -00002-of-00003 style parts: llama.cpp loads a split model from part 1."""
-    m = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", p.name)
-    return bool(m and int(m.group(1)) > 1)
 
 
 def hf_cache_models() -> list[ModelRef]:
@@ -178,7 +173,7 @@ def hf_cache_models() -> list[ModelRef]:
             for f in sorted(rev.files, key=lambda f: f.file_name):
                 if not f.file_name.endswith(".gguf") or f.file_name in seen:
                     continue
-                if _is_later_split_part(Path(f.file_name)):
+                if is_later_split_part(f.file_name):
                     continue
                 seen.add(f.file_name)
                 name = f"{repo.repo_id}:{f.file_name.removesuffix('.gguf')}"
@@ -241,13 +236,11 @@ def twin_ref(spec: str, *, fill: str = "random") -> ModelRef:
         spec: the twin's name.
         fill: "random" for speed runs; "zeros" writes a sparse file, enough for memory.
     """
-    from workbench.models.twin import TwinError, resolve_twin
-
     try:
         path = resolve_twin(spec, fill=fill)  # type: ignore[arg-type]
     except TwinError as e:
         raise ModelNotFound(str(e)) from None
-    return ModelRef(spec.removeprefix("catalog:").removeprefix("twin:"), str(path), "twin")
+    return ModelRef(strip_prefix(spec), str(path), "twin")
 
 
 def resolve(spec: str) -> ModelRef:
@@ -258,7 +251,7 @@ def resolve(spec: str) -> ModelRef:
     """
     if spec.startswith(("http://", "https://")):
         return endpoint_ref(spec)
-    if spec.startswith(("twin:", "catalog:")):
+    if spec.startswith((TWIN_PREFIX, "catalog:")):
         return twin_ref(spec)
     p = Path(spec).expanduser()
     if spec.endswith(".gguf") or os.sep in spec:

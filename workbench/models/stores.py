@@ -24,15 +24,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from workbench.gguf import is_later_split_part
 from workbench.models.ref import ModelRef
 
 OLLAMA_MODEL_MEDIA = "application/vnd.ollama.image.model"
 OLLAMA_DEFAULT_REGISTRY = "registry.ollama.ai"
-_SPLIT_LATER = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
 
 
 def ollama_dirs() -> list[Path]:
@@ -129,8 +128,7 @@ def lmstudio_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]:
             name = p.name.lower()
             if "mmproj" in name:
                 continue
-            m = _SPLIT_LATER.search(p.name)
-            if m and int(m.group(1)) > 1:
+            if is_later_split_part(p):
                 continue
             refs.append(ModelRef(p.relative_to(root).as_posix(), str(p), "lmstudio"))
     return refs

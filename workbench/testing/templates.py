@@ -12,18 +12,17 @@ through llama-cpp-python's own Jinja formatter.
 from __future__ import annotations
 
 import shutil
-import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from workbench.models.gguf_info import DEFAULT_ALIGNMENT, read_header
+from gguf import GGUFValueType
+
+from workbench.gguf import DEFAULT_ALIGNMENT, TensorInfo, read_raw_header
+from workbench.gguf.writer import MetaEntry, write_gguf
 from workbench.testing.fixtures import write_fixture
 
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 """The GGUF key holding a model's default Jinja chat template."""
-
-_N_KV_AT = 16  # byte offset of the key count: magic (4), version (4), tensor count (8)
-_SCALARS = {4: "<I", 5: "<i", 6: "<f", 10: "<Q", 11: "<q", 12: "<d"}  # GGUFValueType: format
 
 
 def set_key(
@@ -31,11 +30,9 @@ def set_key(
 ) -> Path:
     """Copy the GGUF file ``src`` to ``dst`` with one scalar key set (or removed).
 
-    Every other key, tensor descriptor and tensor byte is copied unchanged: the key's
-    bytes are spliced in the header and the data section re-aligned (gguf.GGUFReader
-    would parse every one of the borrowed tokenizer's 100k array entries, which takes
-    tens of seconds on a busy machine; workbench's own header parser takes a fraction of
-    a second).
+    Every other metadata entry is copied byte for byte (workbench's raw header reader;
+    gguf.GGUFReader would parse every one of the borrowed tokenizer's 100k array entries,
+    which takes tens of seconds on a busy machine), and so are the tensors.
 
     Args:
         src: the GGUF file to copy.
@@ -47,72 +44,47 @@ def set_key(
     Returns:
         The path written.
     """
-    from gguf import GGUFValueType
-
     src = Path(src)
     out = Path(dst) if dst is not None else src
     with src.open("rb", buffering=1 << 20) as f:
-        head = read_header(f)
-        f.seek(0)
-        raw = f.read(head.data_offset)
+        raw = read_raw_header(f)
+    head = raw.header
     if not head.tensors:
         raise ValueError(f"{src} has no tensors: not a model GGUF")
-    name = key.encode()
-    # Tensor descriptors follow the keys; the first one starts with its name.
-    first = head.tensors[0].name.encode()
-    infos_start = raw.rfind(struct.pack("<Q", len(first)) + first)
-    infos_size = sum(8 + len(t.name.encode()) + 4 + 8 * len(t.shape) + 4 + 8 for t in head.tensors)
-    infos_end = infos_start + infos_size
-    old = head.metadata.get(key)
-    if old is None:
-        start = end = infos_start  # a new key goes after the last one
-    else:
-        start = raw.find(struct.pack("<Q", len(name)) + name)
-        at = start + 8 + len(name)
-        (vtype,) = struct.unpack_from("<I", raw, at)
-        at += 4
-        if vtype == GGUFValueType.STRING:
-            (n,) = struct.unpack_from("<Q", raw, at)
-            end = at + 8 + n
-            found: object = raw[at + 8 : end].decode("utf-8")
-        elif vtype in _SCALARS:
-            fmt = _SCALARS[vtype]
-            end = at + struct.calcsize(fmt)
-            (found,) = struct.unpack_from(fmt, raw, at)
-        else:
-            raise ValueError(f"{src}: {key} is not a string or number")
-        if start < 0 or found != old:
-            raise ValueError(f"{src}: could not locate {key} in the header")
-    new_kv = b""
-    if value is not None:
-        new_kv = struct.pack("<Q", len(name)) + name
-        if isinstance(value, str):
-            body = value.encode("utf-8")
-            new_kv += struct.pack("<IQ", GGUFValueType.STRING, len(body)) + body
-        elif isinstance(value, float):
-            new_kv += struct.pack("<If", GGUFValueType.FLOAT32, value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            new_kv += struct.pack("<Ii", GGUFValueType.INT32, value)
-        else:
-            raise TypeError(f"{key}: unsupported value {value!r}")
-    (n_kv,) = struct.unpack_from("<Q", raw, _N_KV_AT)
-    n_kv += (value is not None) - (old is not None)
-    header = (
-        raw[:_N_KV_AT]
-        + struct.pack("<Q", n_kv)
-        + raw[_N_KV_AT + 8 : start]
-        + new_kv
-        + raw[end:infos_end]
-    )
-    align = int(head.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
-    header += b"\0" * (-len(header) % align)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    entry: MetaEntry | None = None
+    if isinstance(value, str):
+        entry = MetaEntry(key, GGUFValueType.STRING, value)
+    elif isinstance(value, float):
+        entry = MetaEntry(key, GGUFValueType.FLOAT32, value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        entry = MetaEntry(key, GGUFValueType.INT32, value)
+    elif value is not None:
+        raise TypeError(f"{key}: unsupported value {value!r}")
+    entries: list[MetaEntry | bytes] = []
+    for k, b in raw.entries:
+        if k != key:
+            entries.append(b)
+        elif entry is not None:
+            entries.append(entry)  # in its place
+            entry = None
+    if entry is not None:
+        entries.append(entry)
+    alignment = int(head.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
+    # Written beside the target, so that replacing src in place reads the old file.
     tmp = out.with_name(out.name + ".tmp")
-    with src.open("rb") as f, tmp.open("wb") as w:
-        w.write(header)
-        f.seek(head.data_offset)
-        shutil.copyfileobj(f, w, 1 << 20)
-    tmp.replace(out)
+    with src.open("rb") as f:
+
+        def copy(w: BinaryIO, t: TensorInfo) -> None:
+            f.seek(head.data_offset + t.offset)
+            left = t.n_bytes
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                w.write(chunk)
+                left -= len(chunk)
+
+        write_gguf(tmp, entries, head.tensors, data=copy, version=head.version,
+                   alignment=alignment)  # fmt: skip
+    shutil.move(tmp, out)
     return out
 
 
