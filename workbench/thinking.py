@@ -429,6 +429,12 @@ class ReasoningSplitter:
         self._finished = True
         return self._out
 
+    @property
+    def in_block(self) -> bool:
+        """The text fed so far ends inside an inline reasoning block (for counting the
+        tokens of thinking as they are generated)."""
+        return self._mode == "reasoning"
+
     def result(self) -> Split:
         """The output so far (complete after :meth:`finish`)."""
         reasoning = "".join(p.text for p in self._pieces if p.kind == "reasoning")

@@ -4,8 +4,16 @@ Runs in a process started with the ``spawn`` method. It receives requests on a p
 answers with plain tuples:
 
 - ``("load", path, params)`` -> ``("loaded", info)`` | ``("error", message)``
-- ``("generate", request)`` -> ``("token", text)``* then ``("done", figures)`` |
-  ``("error", message, figures)``
+- ``("generate", request)`` -> ``("token", text, kind, moved)``* then
+  ``("done", figures)`` | ``("error", message, figures)``; ``kind`` is ``"reasoning"`` or
+  ``"answer"`` and ``moved`` marks a piece that turns the answer so far into thinking
+  (see :class:`workbench.thinking.Piece`).
+
+A request carries the conversation as ``messages`` (rendered with the GGUF's chat template
+by llama-cpp-python's Jinja formatter, with the thinking setting's template variables) and
+as ``text`` (what a base model without a template continues). The output is split into
+thinking and answer here, token by token, with the model family's markers, so the token
+counts are exact.
 - ``("close",)`` -> the process exits.
 
 llama.cpp's own log (and any GGML_ASSERT message) goes to a log file given by the
@@ -24,6 +32,15 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
+
+from workbench.thinking import (
+    Piece,
+    ReasoningSplitter,
+    ThinkingFormat,
+    format_for,
+    prompt_thinking,
+    template_kwargs,
+)
 
 _SEND_INTERVAL_S = 0.015
 """Batch streamed text to at most one message per 15 ms (well above any UI's redraw rate)."""
@@ -51,10 +68,14 @@ def _log_tail(log_path: str, since: int) -> str:
         return ""
 
 
-def _piece_fn(lc: Any, vocab: Any) -> Any:
+def _piece_fn(lc: Any, vocab: Any, preserved: frozenset[int] = frozenset()) -> Any:
     """token id -> bytes of its text. llama-cpp-python's LlamaModel.token_to_piece returns
     its whole 32-byte buffer (NUL padding included) and truncates longer pieces; this
-    uses the length llama.cpp returns and grows the buffer when asked to. Cached per id."""
+    uses the length llama.cpp returns and grows the buffer when asked to. Cached per id.
+
+    Control tokens render as nothing, except those in ``preserved`` (a family's thinking
+    markers, such as Gemma 4's ``<|channel>``), which render as their text, as
+    llama-server's preserved tokens do."""
     import ctypes
 
     cache: dict[int, bytes] = {}
@@ -65,15 +86,32 @@ def _piece_fn(lc: Any, vocab: Any) -> Any:
         got = cache.get(tok)
         if got is not None:
             return got
-        n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, False)
+        special = tok in preserved
+        n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, special)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, False)
+            n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, special)
         out = buf.raw[: max(n, 0)]
         cache[tok] = out
         return out
 
     return piece
+
+
+def marker_tokens(llm: Any, fmt: ThinkingFormat | None) -> frozenset[int]:
+    """The control tokens a family's thinking markers are made of (rendered as nothing
+    unless preserved, which would merge the thinking into the answer)."""
+    import llama_cpp
+
+    if fmt is None:
+        return frozenset()
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    out = set()
+    for marker in (fmt.open, fmt.close):
+        for tok in llm.tokenize(marker.encode("utf-8"), add_bos=False, special=True):
+            if llama_cpp.llama_vocab_is_control(vocab, tok):
+                out.add(tok)
+    return frozenset(out)
 
 
 def _peak_rss() -> int:
@@ -110,6 +148,8 @@ class _Model:
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
         self.formatter = None
+        # Thinking markers are read from the template (a base model has neither).
+        self.thinking_format = format_for(chat_template=template) if template else None
         if template:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -119,7 +159,7 @@ class _Model:
             bos = model.token_get_text(bos_id) if bos_id >= 0 else ""
             self.formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
-        self.piece = _piece_fn(llama_cpp, self.vocab)
+        self.piece = _piece_fn(llama_cpp, self.vocab, marker_tokens(self.llm, self.thinking_format))
         # llama.cpp may round the context up (to 256); llama-cpp-python's token buffer
         # keeps the requested size, so the smaller of the two is the real limit.
         self.n_ctx = min(self.llm.n_ctx(), len(self.llm.input_ids))
@@ -136,27 +176,27 @@ class _Model:
             "peak_rss_bytes": _peak_rss(),
         }
 
-    def prompt_tokens(self, req: dict[str, Any]) -> list[int]:
-        system, text = req.get("system_prompt"), req["prompt"]
-        if self.formatter is not None:
-            messages: list[Any] = []
-            if system:
-                messages.append({"role": "system", "content": system})
-            messages.append({"role": "user", "content": text})
-            try:
-                result = self.formatter(messages=messages)
-            except Exception:
-                if not system:
-                    raise
-                # Templates without a system role (Gemma's): fold it into the user turn.
-                messages = [{"role": "user", "content": f"{system}\n\n{text}"}]
-                result = self.formatter(messages=messages)
-            return self.llm.tokenize(
-                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-            )
-        # Base model: plain completion of the text.
-        full = f"{system}\n\n{text}" if system else text
-        return self.llm.tokenize(full.encode("utf-8"), add_bos=True, special=False)
+    def render(self, req: dict[str, Any]) -> tuple[str, list[int]]:
+        """The prompt text and its tokens: the conversation through the chat template
+        (with the thinking setting's variables), or a base model's plain text."""
+        if self.formatter is None:  # a base model: plain completion of the text
+            text = req["text"]
+            return text, self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        messages: list[Any] = req["messages"]
+        extra = template_kwargs(req["thinking"], self.thinking_format)
+        try:
+            result = self.formatter(messages=messages, **extra)
+        except Exception:
+            if messages[0]["role"] != "system":
+                raise
+            # Templates without a system role: fold it into the first user turn.
+            system, first, *rest = messages
+            folded: Any = {"role": "user", "content": f"{system['content']}\n\n{first['content']}"}
+            result = self.formatter(messages=[folded, *rest], **extra)
+        tokens = self.llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return result.prompt, tokens
 
     def generate(self, req: dict[str, Any], conn: Connection, cancel: MpEvent) -> None:
         lc = self.llama_cpp
@@ -167,8 +207,11 @@ class _Model:
             "flash_attn": self.flash_attn,
             "kv_cache_bytes": self.kv_bytes,
         }
-        tokens = self.prompt_tokens(req)
+        prompt, tokens = self.render(req)
+        fmt = self.thinking_format
+        state = prompt_thinking(prompt, fmt)
         figures["prompt_tokens"] = len(tokens)
+        figures["prompt_thinking"] = state
         if len(tokens) >= self.n_ctx:
             figures["peak_rss_bytes"] = _peak_rss()
             conn.send(
@@ -190,11 +233,13 @@ class _Model:
         if mem is not None:
             lc.llama_memory_clear(mem, True)
         lc.llama_perf_context_reset(llm.ctx)
+        grammar = None
+        if req.get("grammar"):
+            grammar = lc.LlamaGrammar.from_string(req["grammar"], verbose=False)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending: list[str] = []
-        visible_sent = False
-        last_send = 0.0
-        n_gen = 0
+        splitter = ReasoningSplitter(fmt, in_reasoning=state == "open")
+        out = _Sender(conn)
+        n_gen = n_reasoning = 0
         finish = "length"
         vocab = self.vocab
         piece_of = self.piece
@@ -206,37 +251,33 @@ class _Model:
             temp=float(req["temperature"]),
             repeat_penalty=1.0,
             reset=True,
+            grammar=grammar,
         ):
             if lc.llama_vocab_is_eog(vocab, tok):
                 finish = "stop"
                 break
             n_gen += 1
-            piece = decoder.decode(piece_of(tok))
-            if piece:
-                pending.append(piece)
-                now = time.perf_counter()
-                # Until visible text has gone out, every piece goes at once (the parent
-                # times the first token); after that, pieces are batched so that each
-                # token does not wake the parent (and stall llama.cpp's threads).
-                if not visible_sent or now - last_send >= _SEND_INTERVAL_S:
-                    text = "".join(pending)
-                    pending.clear()
-                    conn.send(("token", text))
-                    last_send = now
-                    visible_sent = visible_sent or bool(text.strip())
+            was_inside = splitter.in_block
+            text = decoder.decode(piece_of(tok))
+            if text:
+                out.send(splitter.feed(text))
+            # A token of thinking: inside a block, or the one that closes it.
+            n_reasoning += was_inside or splitter.in_block
             if cancel.is_set():
                 finish = "cancelled"
                 break
             if n_gen >= max_tokens:
                 finish = "length"
                 break
-        pending.append(decoder.decode(b"", final=True))
-        if "".join(pending):
-            conn.send(("token", "".join(pending)))
+        tail = decoder.decode(b"", final=True)
+        out.send([*(splitter.feed(tail) if tail else []), *splitter.finish()])
+        out.flush()
         perf = lc.llama_perf_context(llm.ctx)
         figures.update(
             finish_reason=finish,
             completion_tokens=n_gen,
+            reasoning_tokens=n_reasoning,
+            reasoning_unterminated=splitter.result().unterminated,
             n_p_eval=perf.n_p_eval,
             t_p_eval_ms=perf.t_p_eval_ms,
             n_eval=perf.n_eval,
@@ -245,6 +286,43 @@ class _Model:
             peak_rss_bytes=_peak_rss(),
         )
         conn.send(("done", figures))
+
+
+class _Sender:
+    """Sends pieces to the parent: the first visible piece and the first answer piece go
+    at once (the parent times them), later ones are batched so that each token does not
+    wake the parent (and stall llama.cpp's threads); a change of kind, or a moved piece,
+    starts a new message."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.kind = ""
+        self.parts: list[str] = []
+        self.moved = False
+        self.last = 0.0
+        self.timed: set[str] = set()  # kinds whose first visible piece went out
+
+    def send(self, pieces: list[Piece]) -> None:
+        for p in pieces:
+            if p.kind != self.kind or p.moved:
+                self.flush()
+                self.kind, self.moved = p.kind, p.moved
+            self.parts.append(p.text)
+        now = time.perf_counter()
+        visible = bool("".join(self.parts).strip())
+        if self.parts and (
+            (visible and self.kind not in self.timed) or now - self.last >= _SEND_INTERVAL_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        text = "".join(self.parts)
+        self.conn.send(("token", text, self.kind, self.moved))
+        if text.strip():
+            self.timed.add(self.kind)
+        self.parts, self.moved, self.last = [], False, time.perf_counter()
 
 
 def main(conn: Connection, cancel: MpEvent, log_path: str) -> None:

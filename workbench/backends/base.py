@@ -54,6 +54,9 @@ class GenerationConfig:
     """Upper bound on generated tokens."""
     system_prompt: str | None = None
     """System message for chat models; prepended as plain text for base models."""
+    grammar: str | None = None
+    """A GBNF grammar the output must follow (llama.cpp's constrained sampling; served
+    models get it as ``grammar``, which llama.cpp's servers accept). None: free text."""
     thinking: Literal["on", "off"] | None = None
     """Thinking (reasoning) mode of chat models that have one: "on", "off", or None for
     the model's default. In process it is the chat template's switch

@@ -32,9 +32,11 @@ from workbench.backends.base import (
     resolve_sampling,
 )
 from workbench.backends.llama_log import exit_description, failure_cause
+from workbench.chat import completion_text, request_messages
 from workbench.gguf import KV_CACHE_TYPES as _KV_TYPES
 from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.host import physical_cores
+from workbench.thinking import setting
 
 _CANCEL_GRACE_S = 5.0
 """After Stop, a worker that has not answered within this many seconds (stuck in a long
@@ -71,6 +73,38 @@ def _load_params(config: GenerationConfig, info: ModelInfo) -> dict[str, Any]:
         "type_v": _KV_TYPES[config.type_v],
         "seed": config.seed if config.seed is not None else 0xFFFFFFFF,
     }
+
+
+class _Output:
+    """The thinking and the answer as the worker's pieces arrive, and when they did."""
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.answer: list[str] = []
+        self.t_first: float | None = None
+        self.t_answer: float | None = None
+
+    def add(self, text: str, reasoning: bool, moved: bool) -> Token:
+        now = time.perf_counter()
+        if self.t_first is None and text.strip():
+            self.t_first = now
+        if moved:  # the answer so far was thinking: this piece holds it
+            self.answer.clear()
+            self.t_answer = None
+        if reasoning:
+            self.reasoning.append(text)
+        else:
+            self.answer.append(text)
+            if self.t_answer is None:
+                self.t_answer = now
+        return Token(text, reasoning=reasoning, moved=moved)
+
+    def fill(self, comp: Completion, t0: float) -> None:
+        comp.text, comp.reasoning = "".join(self.answer), "".join(self.reasoning)
+        if self.t_first is not None:
+            comp.ttft_s = self.t_first - t0
+        if self.t_answer is not None:
+            comp.ttfa_s = self.t_answer - t0
 
 
 class LlamaCppBackend:
@@ -264,8 +298,10 @@ class LlamaCppBackend:
         comp.prompt_mode = "chat" if self._load_info.get("chat") else "completion"
         sampling = resolve_sampling(config, self.info().recommended_sampling)
         request = {
-            "prompt": prompt.text,
-            "system_prompt": config.system_prompt,
+            "messages": request_messages(prompt, config.system_prompt),
+            "text": completion_text(prompt, config.system_prompt),
+            "thinking": setting(config.thinking),
+            "grammar": config.grammar,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "top_k": sampling.top_k,
@@ -273,9 +309,8 @@ class LlamaCppBackend:
             "max_tokens": config.max_tokens,
         }
         offset = self._log_size()
-        parts: list[str] = []
         t0 = time.perf_counter()
-        t_first: float | None = None
+        out = _Output()
         cancel_sent_at: float | None = None
         self._conn.send(("generate", request))
         while True:
@@ -288,7 +323,8 @@ class LlamaCppBackend:
                 if cancel_sent_at and time.perf_counter() - cancel_sent_at > _CANCEL_GRACE_S:
                     # Stuck inside a long llama_decode: kill it; Stop must be immediate.
                     self._reset_worker()
-                    comp.text, comp.finish_reason = "".join(parts), "cancelled"
+                    out.fill(comp, t0)
+                    comp.finish_reason = "cancelled"
                     comp.total_s = time.perf_counter() - t0
                     comp.completion_tokens = None
                     yield Done(comp)
@@ -296,21 +332,19 @@ class LlamaCppBackend:
                 continue
             if msg is None:
                 err = self._died(offset, "generating")
-                comp.text, comp.finish_reason, comp.error = "".join(parts), "error", err
+                out.fill(comp, t0)
+                comp.finish_reason, comp.error = "error", err
                 comp.total_s = time.perf_counter() - t0
                 yield Failed(err, comp)
                 return
             kind = msg[0]
             if kind == "token":
-                if t_first is None and msg[1].strip():
-                    t_first = time.perf_counter()
-                    comp.ttft_s = t_first - t0
-                parts.append(msg[1])
-                yield Token(msg[1])
+                yield out.add(msg[1], msg[2] == "reasoning", msg[3])
                 continue
             t_end = time.perf_counter()
             figures: dict[str, Any] = msg[2] if kind == "error" else msg[1]
-            self._fill(comp, figures, "".join(parts), t0, t_first, t_end)
+            out.fill(comp, t0)
+            self._fill(comp, figures, t0, out.t_first, t_end)
             if kind == "error":
                 comp.finish_reason, comp.error = "error", str(msg[1])
                 yield Failed(str(msg[1]), comp)
@@ -322,12 +356,10 @@ class LlamaCppBackend:
         self,
         comp: Completion,
         f: dict[str, Any],
-        text: str,
         t0: float,
         t_first: float | None,
         t_end: float,
     ) -> None:
-        comp.text = text
         comp.finish_reason = f.get("finish_reason", "stop")
         comp.total_s = t_end - t0
         comp.prompt_tokens = f.get("prompt_tokens")
@@ -347,6 +379,12 @@ class LlamaCppBackend:
         comp.flash_attn = f.get("flash_attn")
         if f.get("seed") is not None:
             comp.extra["seed"] = f["seed"]
+        comp.reasoning_tokens = f.get("reasoning_tokens")
+        if f.get("prompt_thinking"):
+            # How the rendered prompt left thinking: open, closed (off) or free.
+            comp.extra["prompt_thinking"] = f["prompt_thinking"]
+        if f.get("reasoning_unterminated"):
+            comp.extra["reasoning_unterminated"] = True  # cut inside the thinking
 
     def estimated_bytes(self, config: GenerationConfig) -> int:
         """Memory this model is expected to need once loaded (weights + KV cache)."""

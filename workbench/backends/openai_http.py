@@ -197,6 +197,8 @@ class OpenAIBackend:
             body.update(top_k=sampling.top_k, min_p=0.05, repeat_penalty=1.0)
         # Only when asked: a strict server may refuse a field it does not know.
         body.update(request_fields(setting(config.thinking), self.thinking_format))
+        if config.grammar:
+            body["grammar"] = config.grammar  # llama.cpp's servers: GBNF-constrained output
         return body
 
     def _connection(self) -> http.client.HTTPConnection:
