@@ -24,6 +24,7 @@ from workbench.testing.templates import set_key
 CFG = GenerationConfig(temperature=0.0, seed=1, max_tokens=4, n_ctx=512)
 
 
+@pytest.mark.slow
 def test_base_and_chat_models_say_how_they_were_prompted(bundled: list[str]) -> None:
     with Runner(bundled, CFG) as runner:
         frame = runner.run(["Name a fruit."])
@@ -69,6 +70,7 @@ def sampled_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return set_key(path, "general.sampling.top_k", 7)
 
 
+@pytest.mark.slow
 def test_gguf_sampling_keys_are_the_defaults(sampled_model: Path) -> None:
     info = read_model_info(sampled_model)
     assert info.recommended_sampling == {"temperature": 0.25, "top_k": 7}

@@ -135,6 +135,7 @@ def _cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_compare_cli_messages_thinking_and_system(server: ScriptedServer, tmp_path: Path) -> None:
     conv = tmp_path / "conv.json"
     conv.write_text(json.dumps(CONVERSATION[1:]))

@@ -42,6 +42,7 @@ def _row(model: Path | str, prompt: str | Prompt, **settings: Any) -> dict[str, 
         return runner.run([prompt]).row(0, named=True)
 
 
+@pytest.mark.slow
 def test_thinking_and_answer_are_split_and_timed(fixtures: dict[str, Path]) -> None:
     row = _row(fixtures["qwen35"], "What is 2 + 2?", thinking="on", grammar=QWEN_GRAMMAR)
     assert row["error"] is None, row["error"]
@@ -56,6 +57,7 @@ def test_thinking_and_answer_are_split_and_timed(fixtures: dict[str, Path]) -> N
     assert json.loads(row["extra"])["prompt_thinking"] == "open"  # the template opened it
 
 
+@pytest.mark.slow
 def test_gemma4_thought_channel_is_split(fixtures: dict[str, Path]) -> None:
     row = _row(fixtures["gemma4"], "What is 2 + 2?", thinking="on", grammar=GEMMA_GRAMMAR)
     assert row["error"] is None, row["error"]
@@ -64,6 +66,7 @@ def test_gemma4_thought_channel_is_split(fixtures: dict[str, Path]) -> None:
     assert row["ttfa_s"] > row["ttft_s"] and row["reasoning_tokens"] > 0
 
 
+@pytest.mark.slow
 def test_thinking_off_changes_what_the_qwen35_fixture_is_sent(fixtures: dict[str, Path]) -> None:
     answer = 'root ::= [a-z]{3,8} "."'
     rows = {t: _row(fixtures["qwen35"], "Hi", thinking=t, grammar=answer) for t in ("on", "off")}
@@ -96,15 +99,21 @@ def _template_tokens(model: str, messages: list[dict[str, str]]) -> int:
     return len(llm.tokenize(prompt.encode(), add_bos=False, special=True))
 
 
+@pytest.mark.slow
 def test_a_conversation_reaches_the_in_process_model_through_its_template(
     bundled: list[str],
 ) -> None:
     from workbench.models.registry import resolve
 
-    smollm = resolve("smollm2")
     history = (Message("user", "Name a colour."), Message("assistant", "Blue."))
-    prompt = Prompt("And a fruit?", history=history)
-    row = _row(smollm.path, prompt, system_prompt="Be brief.", max_tokens=4)
+    prompt = Prompt("And a fruit?", id="conv", history=history)
+    cfg = GenerationConfig(temperature=0.0, max_tokens=2, n_ctx=512, system_prompt="Be brief.")
+    with Runner(bundled, cfg) as runner:
+        rows = {
+            (r["model"], r["prompt_id"]): r for r in runner.run([prompt, "And a fruit?"]).to_dicts()
+        }
+    smollm = resolve("smollm2")
+    row = rows[(smollm.name, "conv")]
     assert row["error"] is None, row["error"]
     sent = [
         {"role": "system", "content": "Be brief."},
@@ -114,10 +123,9 @@ def test_a_conversation_reaches_the_in_process_model_through_its_template(
     assert row["prompt_tokens"] == _template_tokens(smollm.path, sent)
     assert row["turn"] == 2 and json.loads(row["history"]) == sent[1:3]
     # The base model gets the same conversation as a transcript to continue.
-    gemma = _row(resolve("gemma-3-270m").path, prompt, max_tokens=4)
-    assert gemma["error"] is None and gemma["prompt_mode"] == "completion"
-    assert gemma["prompt_tokens"] > _row(resolve("gemma-3-270m").path, "And a fruit?",
-                                         max_tokens=1)["prompt_tokens"]  # fmt: skip
+    base, single = rows[("gemma-3-270m", "conv")], rows[("gemma-3-270m", "adhoc")]
+    assert base["error"] is None and base["prompt_mode"] == "completion"
+    assert base["prompt_tokens"] > single["prompt_tokens"]
 
 
 def test_marker_control_tokens_are_rendered() -> None:

@@ -127,6 +127,7 @@ def test_thinking_cut_by_max_tokens_has_no_answer(scripted: ScriptedServer) -> N
     assert comp.extra["reasoning_unterminated"] is True
 
 
+@pytest.mark.slow
 def test_compare_json_rows_split_both_forms(scripted: ScriptedServer, tmp_path: Path) -> None:
     """The done-when of issue 13: ``workbench compare --json`` with a served model that
     streams reasoning_content deltas and one that streams inline <think> tags."""
