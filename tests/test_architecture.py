@@ -117,3 +117,21 @@ def test_no_import_cycles() -> None:
         if v not in state:
             visit(v, [v])
     assert not cycles, f"import cycles: {cycles[:3]}"
+
+
+def test_every_error_class_derives_from_workbench_error() -> None:
+    import importlib
+    import inspect
+
+    from workbench.errors import WorkbenchError
+
+    outside = []
+    for name in _modules():
+        if name.endswith("__main__") or ".data" in name:
+            continue
+        module = importlib.import_module(name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            ours = cls.__module__ == name and issubclass(cls, BaseException)
+            if ours and not issubclass(cls, WorkbenchError):
+                outside.append(f"{name}.{cls.__name__}")
+    assert not outside, f"error classes outside the WorkbenchError hierarchy: {outside}"

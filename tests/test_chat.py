@@ -36,9 +36,11 @@ def test_base_and_chat_models_say_how_they_were_prompted(bundled: list[str]) -> 
         assert r["thinking"] == "default" and r["turn"] == 1
         assert r["conversation_id"] is None and r["history"] is None
         assert r["reasoning"] == "" and r["response"]
-        # Temperature was set; top_p and top_k came from workbench (no GGUF keys here).
-        assert json.loads(r["sampling_defaults"]) == {"top_p": "workbench", "top_k": "workbench"}
+        # Temperature was set; the rest came from workbench (no GGUF keys here).
+        unset = ("top_p", "top_k", "min_p", "repeat_penalty")
+        assert json.loads(r["sampling_defaults"]) == dict.fromkeys(unset, "workbench")
         assert (r["temperature"], r["top_p"], r["top_k"]) == (0.0, 0.95, 40)
+        assert (r["min_p"], r["repeat_penalty"]) == (0.05, 1.0)
     # A blind study with the same settings finds these answers; one with others does not.
     from workbench.arena.battles import AnswerPool
 
@@ -94,12 +96,18 @@ def test_gguf_sampling_keys_are_the_defaults(sampled_model: Path) -> None:
         "temperature": "gguf",
         "top_p": "workbench",
         "top_k": "gguf",
+        "min_p": "workbench",
+        "repeat_penalty": "workbench",
     }
     finished = events[-1]
     assert isinstance(finished, ResponseFinished)
     set_row = finished.row
     assert (set_row["temperature"], set_row["top_k"]) == (0.9, 3)
-    assert json.loads(set_row["sampling_defaults"]) == {"top_p": "workbench"}
+    assert json.loads(set_row["sampling_defaults"]) == {
+        "top_p": "workbench",
+        "min_p": "workbench",
+        "repeat_penalty": "workbench",
+    }
 
 
 def test_a_thinking_setting_is_on_off_or_the_default() -> None:

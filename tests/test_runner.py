@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.runner import ResponseFinished, Runner, TokenChunk
+from workbench.schemas import RUN_SCHEMA
 from workbench.store import RunStore, rows_to_frame
 
 CFG = GenerationConfig(temperature=0.0, seed=42, max_tokens=12, n_ctx=512)
@@ -39,6 +43,10 @@ def test_side_by_side_rows(runner: Runner) -> None:
         assert r["response"] and r["response"] == streamed[r["model"]]
         for col in ("ttft_s", "gen_tps", "prompt_tps", "total_s", "peak_rss_bytes"):
             assert r[col] is not None and r[col] > 0, col
+        assert list(r) == list(RUN_SCHEMA), "a RunRow carries every column, in order"
+        assert r["spawn_s"] is not None and r["load_s"] is not None
+        # Left unset in CFG: workbench's defaults (the bundled GGUFs recommend none).
+        assert (r["min_p"], r["repeat_penalty"]) == (0.05, 1.0)
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"
@@ -130,6 +138,7 @@ def test_stop_yields_cancelled_row(bundled: list[str], tmp_path: Path) -> None:
                 rows.append(ev.row)
     assert rows[0]["finish_reason"] == "cancelled"
     assert rows[0]["response"]
+    assert isinstance(rows[0]["seed"], int), "the seed drawn for an open config is recorded"
     assert store.load()["finish_reason"].to_list() == ["cancelled"]
 
 
@@ -139,8 +148,32 @@ def test_memory_budget_unloads_least_recently_used(bundled: list[str]) -> None:
     # A budget that holds one bundled model but not two.
     with Runner(bundled, cfg, budget_bytes=300 * 2**20) as r:
         r.run(["Hi"])
-        loaded = [n for n in r.model_names if r._slots[n].backend.loaded]  # type: ignore[attr-defined]
+        loaded = [n for n in r.model_names if r._slots[n].backend.loaded]
         assert loaded == [r.model_names[-1]]
     with Runner(bundled, cfg, budget_bytes=8 * 2**30) as r:
         r.run(["Hi"])
-        assert all(r._slots[n].backend.loaded for n in r.model_names)  # type: ignore[attr-defined]
+        assert all(r._slots[n].backend.loaded for n in r.model_names)
+
+
+def test_compare_works_from_a_plain_script_without_a_main_guard(
+    smollm: Path, tmp_path: Path
+) -> None:
+    """The README's snippet saved as a script: workers start as their own module, never by
+    re-importing the caller's __main__ (which is what multiprocessing's spawn did)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import workbench as wb
+            frame = wb.compare("Name a colour.", models=[{str(smollm)!r}], max_tokens=4,
+                               n_ctx=256, store=False)
+            print("ERROR", frame["error"][0])
+            print("TEXT", bool(frame["response"][0]))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ERROR None" in proc.stdout and "TEXT True" in proc.stdout, proc.stdout

@@ -16,12 +16,13 @@ import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from workbench import __version__
 from workbench.backends.base import (
     Backend,
     BackendError,
@@ -31,16 +32,19 @@ from workbench.backends.base import (
     GenerationConfig,
     Message,
     Prompt,
+    Sampling,
     Token,
     resolve_sampling,
 )
+from workbench.backends.llama_cpp import LlamaCppBackend, llama_cpp_version
 from workbench.backends.openai_http import OpenAIBackend
 from workbench.chat import ParsedMessages, conversation_prompt, history_json, parse_messages
 from workbench.errors import InputError, ModelError
 from workbench.gguf import GGUFError, ModelInfo
-from workbench.host import default_budget_bytes
-from workbench.models.registry import ModelRef, file_sha256, resolve
+from workbench.host import default_budget_bytes, host_info
+from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
+from workbench.schemas import RunRow
 from workbench.store import RunStore, rows_to_frame
 from workbench.thinking import setting
 
@@ -89,7 +93,7 @@ class ResponseFinished:
     model: str
     prompt_id: str
     rep: int
-    row: dict[str, Any]
+    row: RunRow
     completion: Completion
 
     @property
@@ -103,13 +107,9 @@ RunEvent = ResponseStarted | TokenChunk | ResponseFinished
 def backend_for(ref: ModelRef) -> Backend:
     """The engine that runs ``ref``: in-process llama.cpp, or an OpenAI-compatible server."""
     if ref.is_endpoint:
-        from workbench.backends.openai_http import OpenAIBackend
-
         return OpenAIBackend(
             ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
         )
-    from workbench.backends.llama_cpp import LlamaCppBackend
-
     return LlamaCppBackend(ref.path, name=ref.name)
 
 
@@ -118,10 +118,8 @@ class _Slot:
     ref: ModelRef
     backend: Backend
     info: ModelInfo | None = None
-    info_error: str | None = None
     sha256: str | None = None
     meta_done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -131,7 +129,7 @@ class Runner:
         models: registry names, .gguf paths, endpoint URLs or ModelRefs.
         config: generation settings shared by all models.
         store: where rows are appended (None: keep them only in the returned frame).
-        budget_bytes: memory for loaded models (default: 75% of RAM).
+        budget_bytes: memory for loaded models (default: ``host.default_budget_bytes()``).
     """
 
     def __init__(
@@ -164,19 +162,25 @@ class Runner:
     def model_names(self) -> list[str]:
         return list(self._slots)
 
+    def is_loaded(self, name: str) -> bool:
+        """Whether ``name`` is loaded and warm (a served model always is)."""
+        return self._slots[name].backend.loaded
+
     # ------------------------------------------------------------------ memory
 
     def _make_room(self, name: str) -> None:
-        slot = self._slots[name]
-        estimate = getattr(slot.backend, "estimated_bytes", None)
-        if estimate is None or getattr(slot.backend, "loaded", False):
+        """Close least recently used models until ``name``'s load fits the budget."""
+        backend = self._slots[name].backend
+        if backend.loaded:
             return
-        need = int(estimate(self.config))
+        need = backend.estimated_bytes(self.config)
+        if need <= 0:  # nothing of this machine's memory (a server)
+            return
         while self._lru:
             used = sum(
-                int(getattr(self._slots[n].backend, "estimated_bytes")(self.config))  # noqa: B009
+                self._slots[n].backend.estimated_bytes(self.config)
                 for n in self._lru
-                if getattr(self._slots[n].backend, "loaded", False)
+                if self._slots[n].backend.loaded
             )
             if used + need <= self.budget_bytes:
                 break
@@ -184,9 +188,8 @@ class Runner:
             self._slots[victim].backend.close()
 
     def _touch(self, name: str) -> None:
-        if hasattr(self._slots[name].backend, "loaded"):
-            self._lru[name] = None
-            self._lru.move_to_end(name)
+        self._lru[name] = None
+        self._lru.move_to_end(name)
 
     # ------------------------------------------------------------------ rows
 
@@ -198,8 +201,7 @@ class Runner:
             return
         try:
             slot.info = slot.ref.info()
-        except GGUFError as e:
-            slot.info_error = str(e)
+        except GGUFError:  # the backend reports it when it tries to load the file
             return
         slot.sha256 = file_sha256(slot.ref.path)
 
@@ -211,16 +213,11 @@ class Runner:
         comp: Completion,
         created: datetime,
         cfg: GenerationConfig,
-        sampling_defaults: Mapping[str, str],
-    ) -> dict[str, Any]:
-        from workbench import __version__
-        from workbench.backends.llama_cpp import llama_cpp_version
-        from workbench.host import host_info
-
+        sampling: Sampling,
+    ) -> RunRow:
         slot = self._slots[name]
         info = slot.info
-        seed = comp.extra.get("seed", cfg.seed)
-        extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        extra = comp.extra
         served = slot.ref.is_endpoint  # the server's own load settings, not ours
         return {
             "run_id": self.run_id,
@@ -243,13 +240,15 @@ class Runner:
             "arch": info.arch if info else None,
             "quant": info.quant if info else None,
             "params": info.params if info else None,
-            "backend": getattr(slot.backend, "backend", type(slot.backend).__name__),
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "top_k": cfg.top_k,
-            "sampling_defaults": json.dumps(dict(sampling_defaults)) if sampling_defaults else None,
+            "backend": slot.backend.kind,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,
+            "sampling_defaults": json.dumps(sampling.defaults) if sampling.defaults else None,
             "thinking": setting(cfg.thinking),
-            "seed": seed,
+            "seed": comp.seed if comp.seed is not None else cfg.seed,
             "max_tokens": cfg.max_tokens,
             "n_ctx": _setting(comp.n_ctx, cfg.n_ctx, served),
             "n_threads": _setting(comp.n_threads, cfg.n_threads, served),
@@ -268,6 +267,7 @@ class Runner:
             "prompt_tps": comp.prompt_tps,
             "gen_tps": comp.gen_tps,
             "gen_tps_wall": comp.gen_tps_wall,
+            "spawn_s": comp.spawn_s,
             "load_s": comp.load_s,
             "peak_rss_bytes": comp.peak_rss_bytes,
             "kv_cache_bytes": comp.kv_cache_bytes,
@@ -300,9 +300,7 @@ class Runner:
         self._model_meta(slot)
         base = config or self.config
         sampling = resolve_sampling(base, slot.info.recommended_sampling if slot.info else None)
-        cfg = replace(
-            base, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k
-        )
+        cfg = sampling.applied(base)
         comp: Completion
         if slot.info is not None and slot.info.is_twin:
             comp = Completion(finish_reason="error", error=_twin_refused(name))
@@ -330,7 +328,7 @@ class Runner:
                         )
             except BackendError as e:  # a backend that raised instead of yielding Failed
                 comp = Completion(finish_reason="error", error=f"{name}: {e}")
-        row = self._row(name, prompt, rep, comp, created, cfg, sampling.defaults)
+        row = self._row(name, prompt, rep, comp, created, cfg, sampling)
         if self.store is not None:
             self.store.append([row])
         yield ResponseFinished(name, prompt.id, rep, row, comp)
@@ -553,8 +551,6 @@ def compare(
         reps: repetitions per prompt and model (1 for a conversation).
         store: True (the default data directory), a RunStore, or False to keep nothing.
     """
-    from workbench.models.registry import default_models
-
     cfg = replace(config or GenerationConfig(), **settings)
     parsed: ParsedMessages | None = None
     prompts: list[Prompt] = []

@@ -135,16 +135,16 @@ def test_marker_control_tokens_are_rendered() -> None:
     import llama_cpp
     from llama_cpp import Llama
 
-    from workbench.backends._llama_worker import _piece_fn, marker_tokens
+    from workbench.llama.gen_worker import _piece_fn, marker_tokens
     from workbench.models.registry import resolve
 
     llm = Llama(model_path=resolve("smollm2").path, vocab_only=True, verbose=False)
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
     fmt = ThinkingFormat("test", "<|im_start|>think", "<|im_end|>")
-    preserved = marker_tokens(llm, fmt)
+    preserved = marker_tokens(llama_cpp, llm, fmt)
     start, end = (llm.tokenize(t, add_bos=False, special=True)[0] for t in (b"<|im_start|>",
                   b"<|im_end|>"))  # fmt: skip
     assert preserved == {start, end}
-    assert marker_tokens(llm, GEMMA4_CHANNEL) == frozenset()  # plain text in this vocab
+    assert marker_tokens(llama_cpp, llm, GEMMA4_CHANNEL) == frozenset()  # plain text in this vocab
     shown, hidden = _piece_fn(llama_cpp, vocab, preserved), _piece_fn(llama_cpp, vocab)
     assert shown(start) == b"<|im_start|>" and hidden(start) == b""

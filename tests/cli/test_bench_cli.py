@@ -128,3 +128,21 @@ def test_interleave_prints_the_paired_comparison(
             for x in ln.split(":")[1].replace("[", "").replace("]", "").replace(",", "").split()
         )
         assert 0 < low <= ratio <= high
+
+
+def test_a_twin_says_so_in_rows_and_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.models.twin import twin_from_file
+    from workbench.testing import write_fixture
+
+    original = write_fixture("llama", tmp_path / "tiny.gguf")
+    twin = tmp_path / "tiny-twin.gguf"
+    twin_from_file(original, twin)
+    argv = ["bench", "-m", str(original), str(twin), "-p", "8", "-n", "2", "-r", "1"]
+    assert main([*argv, "-t", "1", "--no-store", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["model"], r["twin"]) for r in rows} == {("tiny", False), ("tiny-twin", True)}
+    assert main([*argv, "-t", "1", "--no-store"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-twin (twin)" in out and "tiny (twin)" not in out

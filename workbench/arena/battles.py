@@ -24,9 +24,10 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -422,7 +423,7 @@ class Arena:
             for ev in self._runner.stream_one(model, prompt):
                 if isinstance(ev, ResponseFinished):
                     finished = ev
-        row = finished.row if finished is not None else {}
+        row: Mapping[str, Any] = finished.row if finished is not None else {}
         answer = PoolAnswer.of(str(row.get("row_id")), str(row.get("response") or ""))
         if (
             finished is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from workbench import errors
@@ -25,7 +25,13 @@ FinishReason = Literal["stop", "length", "cancelled", "error", "interrupted"]
 (a served request cut off by the server or a dropped connection), with an error."""
 
 
-WORKBENCH_SAMPLING: dict[str, float | int] = {"temperature": 0.7, "top_p": 0.95, "top_k": 40}
+WORKBENCH_SAMPLING: dict[str, float | int] = {
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "top_k": 40,
+    "min_p": 0.05,
+    "repeat_penalty": 1.0,
+}
 """The sampling defaults of workbench itself, for a field the config leaves unset and the
 model does not recommend (its GGUF has no ``general.sampling.*`` key for it)."""
 
@@ -48,8 +54,14 @@ class GenerationConfig:
     top_k: int | None = None
     """Sample among the k most likely tokens (0 disables). None: the model's
     (``general.sampling.top_k``), else 40."""
+    min_p: float | None = None
+    """Drop tokens less likely than this fraction of the most likely one (0 disables).
+    None: the model's (``general.sampling.min_p``), else 0.05."""
+    repeat_penalty: float | None = None
+    """Penalty on recently generated tokens (1.0 = none). None: the model's
+    (``general.sampling.penalty_repeat``), else 1.0."""
     seed: int | None = None
-    """RNG seed for sampling; with temperature 0 the output is deterministic anyway."""
+    """RNG seed for sampling; None draws one per request, and the row records it."""
     max_tokens: int = 256
     """Upper bound on generated tokens."""
     system_prompt: str | None = None
@@ -86,20 +98,6 @@ class GenerationConfig:
                 f"thinking must be 'on', 'off' or None (the model's default), not {self.thinking!r}"
             )
 
-    def load_key(self) -> tuple[object, ...]:
-        """Fields that need a model reload when they change (the rest are per request)."""
-        return (
-            self.n_ctx,
-            self.n_threads,
-            self.n_gpu_layers,
-            self.flash_attn,
-            self.swa_full,
-            self.n_batch,
-            self.n_ubatch,
-            self.type_k,
-            self.type_v,
-        )
-
 
 @dataclass(frozen=True)
 class Sampling:
@@ -108,8 +106,21 @@ class Sampling:
     temperature: float
     top_p: float
     top_k: int
+    min_p: float
+    repeat_penalty: float
     defaults: dict[str, SamplingSource]
     """Field -> where its value came from, for the fields the config left unset."""
+
+    def applied(self, config: GenerationConfig) -> GenerationConfig:
+        """``config`` with these values in its sampling fields (none left unset)."""
+        return replace(
+            config,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+        )
 
 
 def resolve_sampling(
@@ -126,7 +137,7 @@ def resolve_sampling(
         elif value is None:
             value, defaults[key] = fallback, "workbench"
         values[key] = int(value) if key == "top_k" else float(value)
-    return Sampling(values["temperature"], values["top_p"], values["top_k"], defaults)
+    return Sampling(**values, defaults=defaults)
 
 
 @dataclass(frozen=True)
@@ -195,20 +206,28 @@ class Completion:
     prompt_mode: PromptMode | None = None
     """How the prompt was sent (None: it was not sent)."""
     ttft_s: float | None = None
-    """Wall time from submit to the first non-empty streamed text of any kind (thinking
-    included)."""
+    """Time to first token: wall time from submit to the first generated token of any
+    kind (thinking included), whitespace included (as llama.cpp's and serving benchmarks
+    count it); model loading excluded."""
     ttfa_s: float | None = None
-    """Wall time from submit to the first token of the answer (after the thinking)."""
+    """Time to first answer token: submit to the first token of the answer, after any
+    thinking (equal to ``ttft_s`` without thinking); model loading excluded."""
     total_s: float | None = None
-    """Wall time from submit to the end of the stream."""
+    """Wall time from submit to the end of the stream (model loading excluded)."""
     prompt_tps: float | None = None
     """Prompt tokens evaluated / prompt eval time, from the engine's counters."""
     gen_tps: float | None = None
     """Generated tokens / generation time, from the engine's counters."""
     gen_tps_wall: float | None = None
-    """Generated tokens / wall time from first token to end (what a user sees)."""
+    """Decode steps after the first token / wall time from the first token to the end of
+    the stream (what a user sees); a closing end-of-generation token counts as a step."""
+    spawn_s: float | None = None
+    """Time spent starting the engine's worker for this request (interpreter start and
+    ``import llama_cpp``; 0 when it was running)."""
     load_s: float | None = None
     """Time spent loading the model for this request (0 when it was already loaded)."""
+    seed: int | None = None
+    """The sampling seed actually used (drawn when the config left it None)."""
     peak_rss_bytes: int | None = None
     """Peak resident memory of the process that ran the model."""
     kv_cache_bytes: int | None = None
@@ -255,9 +274,26 @@ Event = Token | Done | Failed
 
 @runtime_checkable
 class Backend(Protocol):
-    """Turns one prompt into a stream of events."""
+    """Turns one prompt into a stream of events.
+
+    Besides streaming, a backend says what the runner needs to share memory between
+    models: which engine it is, whether it holds a model in this machine's memory now,
+    and how much memory a load would take.
+    """
 
     name: str
+    """Display name of the model."""
+    kind: str
+    """The engine, as the row's ``backend`` column records it ("llama-cpp", ...)."""
+
+    @property
+    def loaded(self) -> bool:
+        """True while a model is held in this machine's memory (never for a server)."""
+        ...
+
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """Memory of this machine a load with ``config`` would take (0 for a server)."""
+        ...
 
     def stream(
         self,

@@ -124,7 +124,9 @@ class OpenAIBackend:
             :meth:`request_body` for what that does not match.
     """
 
-    backend = "openai-http"
+    kind = "openai-http"
+    loaded = False
+    """The model lives in the server's memory, never in this process's budget."""
 
     def __init__(
         self,
@@ -194,7 +196,11 @@ class OpenAIBackend:
             body["seed"] = config.seed
         if self.sampling_extras:
             # The in-process backend samples with these; servers have other defaults.
-            body.update(top_k=sampling.top_k, min_p=0.05, repeat_penalty=1.0)
+            body.update(
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+            )
         # Only when asked: a strict server may refuse a field it does not know.
         body.update(request_fields(setting(config.thinking), self.thinking_format))
         if config.grammar:
@@ -511,6 +517,10 @@ class OpenAIBackend:
             return resp.status, json.loads(raw)
         except ValueError:
             return resp.status, None
+
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """0: a served model takes none of this machine's memory budget."""
+        return 0
 
     def close(self) -> None:
         """Nothing to release: each request opens and closes its own connection."""

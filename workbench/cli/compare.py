@@ -8,7 +8,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -133,7 +133,7 @@ def _cell(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def _tg_cell(r: dict[str, Any]) -> str:
+def _tg_cell(r: Mapping[str, Any]) -> str:
     if r.get("gen_tps") is not None:
         return format(r["gen_tps"], ".1f")
     if r.get("gen_tps_wall") is not None:
@@ -141,7 +141,7 @@ def _tg_cell(r: dict[str, Any]) -> str:
     return "-"
 
 
-def prompt_label(r: dict[str, Any], width: int = 24) -> str:
+def prompt_label(r: Mapping[str, Any], width: int = 24) -> str:
     """A short name for a row's prompt: its id in a prompt set, else its opening words;
     the repetition when there are several."""
     label = str(r["prompt_id"]) if r.get("prompt_set") else " ".join(str(r["prompt"]).split())
@@ -150,7 +150,7 @@ def prompt_label(r: dict[str, Any], width: int = 24) -> str:
     return label
 
 
-def metrics_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
+def metrics_table(rows: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     """A plain-text table of the speed figures, one line per response (long model names
     wrap inside their column instead of being cut)."""
     width = width or shutil.get_terminal_size((120, 40)).columns
@@ -183,7 +183,7 @@ def metrics_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
+def side_by_side(rows: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     """Answers in columns, one per model."""
     width = width or shutil.get_terminal_size((120, 40)).columns
     n = max(len(rows), 1)
@@ -212,7 +212,7 @@ def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
     return "\n".join(out)
 
 
-def _summary(row: dict[str, Any]) -> str:
+def _summary(row: Mapping[str, Any]) -> str:
     tokens = row["completion_tokens"]
     secs = row["total_s"]
     what = f"{tokens} tokens" if tokens is not None else "no token count"
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(line, file=sys.stderr, flush=True)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[Mapping[str, Any]] = []
     with Runner(check.ready, config, store=store) as runner:
         events = (
             runner.stream(prompts, reps=args.reps)
@@ -317,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, default=str, ensure_ascii=False))
         return 0
     shown = [{**r, "error": flagged(r["error"]) if r["error"] else None} for r in rows]
-    by_prompt: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by_prompt: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for r in shown:
         by_prompt.setdefault((r["prompt_id"], r["rep"]), []).append(r)
     for (pid, rep), group in by_prompt.items():

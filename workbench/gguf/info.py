@@ -19,6 +19,8 @@ SAMPLING_KEYS: dict[str, str] = {
     "temperature": "general.sampling.temp",
     "top_p": "general.sampling.top_p",
     "top_k": "general.sampling.top_k",
+    "min_p": "general.sampling.min_p",
+    "repeat_penalty": "general.sampling.penalty_repeat",
 }
 """GenerationConfig field -> the GGUF key holding the model card's recommended value
 (``gguf.Keys.General.SAMPLING_*``, written by llama.cpp's converter from a repository's

@@ -1,4 +1,4 @@
-"""Tiny GGUF fixtures that carry a given chat template.
+"""Tiny GGUF fixtures that carry a given chat template (or other metadata).
 
 The fixtures of :mod:`workbench.testing.fixtures` borrow SmolLM2's tokenizer keys, its
 chat template included. :func:`set_chat_template` copies a GGUF file with
@@ -11,14 +11,20 @@ through llama-cpp-python's own Jinja formatter.
 
 from __future__ import annotations
 
-import shutil
+import io
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from gguf import GGUFValueType
 
-from workbench.gguf import DEFAULT_ALIGNMENT, TensorInfo, read_raw_header
-from workbench.gguf.writer import MetaEntry, write_gguf
+from workbench.gguf import (
+    DEFAULT_ALIGNMENT,
+    MetaEntry,
+    TensorInfo,
+    entry_bytes,
+    read_raw_header,
+    write_gguf,
+)
 from workbench.testing.fixtures import write_fixture
 
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
@@ -30,9 +36,9 @@ def set_key(
 ) -> Path:
     """Copy the GGUF file ``src`` to ``dst`` with one scalar key set (or removed).
 
-    Every other metadata entry is copied byte for byte (workbench's raw header reader;
-    gguf.GGUFReader would parse every one of the borrowed tokenizer's 100k array entries,
-    which takes tens of seconds on a busy machine), and so are the tensors.
+    Every other metadata entry, tensor descriptor and tensor byte is copied unchanged
+    (entries as their raw bytes, through :func:`workbench.gguf.write_gguf`; only the
+    header is parsed, so the borrowed tokenizer's 100k array entries cost nothing).
 
     Args:
         src: the GGUF file to copy.
@@ -44,47 +50,33 @@ def set_key(
     Returns:
         The path written.
     """
+    if isinstance(value, str):
+        vtype = GGUFValueType.STRING
+    elif isinstance(value, float):
+        vtype = GGUFValueType.FLOAT32
+    elif isinstance(value, int) and not isinstance(value, bool):
+        vtype = GGUFValueType.INT32
+    elif value is not None:
+        raise TypeError(f"{key}: unsupported value {value!r}")
     src = Path(src)
     out = Path(dst) if dst is not None else src
-    with src.open("rb", buffering=1 << 20) as f:
-        raw = read_raw_header(f)
+    with src.open("rb") as f:
+        raw = read_raw_header(io.BufferedReader(f, buffer_size=1 << 20))
     head = raw.header
     if not head.tensors:
         raise ValueError(f"{src} has no tensors: not a model GGUF")
-    entry: MetaEntry | None = None
-    if isinstance(value, str):
-        entry = MetaEntry(key, GGUFValueType.STRING, value)
-    elif isinstance(value, float):
-        entry = MetaEntry(key, GGUFValueType.FLOAT32, value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        entry = MetaEntry(key, GGUFValueType.INT32, value)
-    elif value is not None:
-        raise TypeError(f"{key}: unsupported value {value!r}")
-    entries: list[MetaEntry | bytes] = []
-    for k, b in raw.entries:
-        if k != key:
-            entries.append(b)
-        elif entry is not None:
-            entries.append(entry)  # in its place
-            entry = None
-    if entry is not None:
-        entries.append(entry)
-    alignment = int(head.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
-    # Written beside the target, so that replacing src in place reads the old file.
-    tmp = out.with_name(out.name + ".tmp")
+    entries = [b for k, b in raw.entries if k != key]
+    if value is not None:
+        entries.append(entry_bytes(MetaEntry(key, vtype, value)))
+    align = int(head.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
     with src.open("rb") as f:
 
         def copy(w: BinaryIO, t: TensorInfo) -> None:
             f.seek(head.data_offset + t.offset)
-            left = t.n_bytes
-            while left:
-                chunk = f.read(min(left, 1 << 20))
-                w.write(chunk)
-                left -= len(chunk)
+            w.write(f.read(t.n_bytes))
 
-        write_gguf(tmp, entries, head.tensors, data=copy, version=head.version,
-                   alignment=alignment)  # fmt: skip
-    shutil.move(tmp, out)
+        # Written beside ``out`` and renamed into place: src, open here, is read whole.
+        write_gguf(out, entries, head.tensors, data=copy, version=head.version, alignment=align)
     return out
 
 
