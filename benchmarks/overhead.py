@@ -91,16 +91,19 @@ class Bare:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        from workbench.backends.base import resolve_sampling
         from workbench.gguf import read_model_info
         from workbench.llama.params import flash_attn_arg, llama_kwargs, load_params
 
         self.lc = lc
-        self.params = load_params(config, read_model_info(path)).as_dict()
+        info = read_model_info(path)
+        self.params = load_params(config, info).as_dict()
         with flash_attn_arg(lc, self.params["flash_attn"]) as flash:
             self.llm = Llama(
                 model_path=path, flash_attn=flash, verbose=False, **llama_kwargs(self.params)
             )
-        self.config = config
+        # The sampling values workbench resolves for this file (unset fields: its defaults).
+        self.config = resolve_sampling(config, info.recommended_sampling).applied(config)
         self.vocab = lc.llama_model_get_vocab(self.llm._model.model)
         self.mem = lc.llama_get_memory(self.llm.ctx)
         template = self.llm.metadata.get("tokenizer.chat_template")

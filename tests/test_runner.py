@@ -45,7 +45,8 @@ def test_side_by_side_rows(runner: Runner) -> None:
             assert r[col] is not None and r[col] > 0, col
         assert list(r) == list(RUN_SCHEMA), "a RunRow carries every column, in order"
         assert r["spawn_s"] is not None and r["load_s"] is not None
-        assert (r["min_p"], r["repeat_penalty"]) == (CFG.min_p, CFG.repeat_penalty)
+        # Left unset in CFG: workbench's defaults (the bundled GGUFs recommend none).
+        assert (r["min_p"], r["repeat_penalty"]) == (0.05, 1.0)
         assert r["model_sha256"] and len(r["model_sha256"]) == 64
         assert r["arch"] in ("gemma3", "llama") and r["quant"] in ("Q4_K_M", "Q4_1")
         assert r["category"] == "demo" and r["language"] == "en"

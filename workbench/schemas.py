@@ -34,7 +34,8 @@ def _polars_schema(row: type) -> dict[str, pl.DataType]:
 
 class RunRow(TypedDict):
     """One row per response (``RunStore``, table ``runs``): each column's Python type, for
-    mypy, and its polars dtype, for the table. ``host`` and ``extra`` hold JSON."""
+    mypy, and its polars dtype, for the table. ``host``, ``extra``, ``history`` and
+    ``sampling_defaults`` hold JSON; docs/architecture.md says what each column means."""
 
     run_id: Annotated[str, pl.String()]
     row_id: Annotated[str, pl.String()]
@@ -43,6 +44,10 @@ class RunRow(TypedDict):
     prompt_id: Annotated[str, pl.String()]
     prompt: Annotated[str, pl.String()]
     system_prompt: Annotated[str | None, pl.String()]
+    conversation_id: Annotated[str | None, pl.String()]
+    turn: Annotated[int, pl.Int32()]
+    history: Annotated[str | None, pl.String()]  # JSON: the turns before the prompt
+    prompt_mode: Annotated[str | None, pl.String()]  # chat | completion
     category: Annotated[str | None, pl.String()]
     language: Annotated[str | None, pl.String()]
     rep: Annotated[int, pl.Int32()]
@@ -58,18 +63,23 @@ class RunRow(TypedDict):
     top_k: Annotated[int, pl.Int32()]
     min_p: Annotated[float, pl.Float64()]
     repeat_penalty: Annotated[float, pl.Float64()]
+    sampling_defaults: Annotated[str | None, pl.String()]  # JSON: unset field -> source
+    thinking: Annotated[str, pl.String()]  # on | off | default
     seed: Annotated[int | None, pl.Int64()]  # the seed used (drawn when none was given)
     max_tokens: Annotated[int, pl.Int32()]
     n_ctx: Annotated[int | None, pl.Int32()]
     n_threads: Annotated[int | None, pl.Int32()]
     n_gpu_layers: Annotated[int | None, pl.Int32()]
     flash_attn: Annotated[bool | None, pl.Boolean()]
-    response: Annotated[str, pl.String()]
+    response: Annotated[str, pl.String()]  # the answer alone
+    reasoning: Annotated[str, pl.String()]  # the thinking ("" when none)
     finish_reason: Annotated[str, pl.String()]
     error: Annotated[str | None, pl.String()]
     prompt_tokens: Annotated[int | None, pl.Int32()]
     completion_tokens: Annotated[int | None, pl.Int32()]
+    reasoning_tokens: Annotated[int | None, pl.Int32()]
     ttft_s: Annotated[float | None, pl.Float64()]  # submit -> first token (whitespace too)
+    ttfa_s: Annotated[float | None, pl.Float64()]  # submit -> first answer token
     total_s: Annotated[float | None, pl.Float64()]
     prompt_tps: Annotated[float | None, pl.Float64()]
     gen_tps: Annotated[float | None, pl.Float64()]

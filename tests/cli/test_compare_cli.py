@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.helpers.sse_server import ScriptedServer, chunk, sse, sse_headers
-from workbench.backends.base import GenerationConfig
+from workbench.backends.base import GenerationConfig, resolve_sampling
 
 
 def _workbench(*args: str, data: Path, columns: int = 120) -> subprocess.CompletedProcess[str]:
@@ -66,11 +66,13 @@ def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
     rows = json.loads(p.stdout)  # stdout is exactly one JSON document
     assert [r["model"] for r in rows] == ["gemma-3-270m", "smollm2-135m-instruct"]
     assert all(r["response"] and r["gen_tps"] > 0 for r in rows)
-    # The shell's defaults are wb.compare's: GenerationConfig's.
-    default = GenerationConfig()
+    # The shell's defaults are wb.compare's: GenerationConfig's, which leave sampling to
+    # the model (the bundled GGUFs name none) and then to workbench's defaults.
+    default = resolve_sampling(GenerationConfig())
     assert {(r["temperature"], r["top_p"], r["top_k"]) for r in rows} == {
         (default.temperature, default.top_p, default.top_k)
     }
+    assert {r["sampling_defaults"] for r in rows} == {json.dumps(default.defaults)}
     stored = pl.read_parquet(tmp_path / "runs" / "*.parquet")
     assert stored.height == 2
 
@@ -285,6 +287,6 @@ def test_wb_compare_checks_models_like_the_cli(tmp_path: Path) -> None:
     ]
     assert frame["model"].to_list() == ["smollm2-135m-instruct"] * 2
     assert frame["error"].null_count() == 2
-    assert frame["temperature"].to_list() == [GenerationConfig().temperature] * 2
+    assert frame["temperature"].to_list() == [resolve_sampling(GenerationConfig()).temperature] * 2
     with pytest.raises(ModelError, match="no model can run: missing-model"), pytest.warns():
         wb.compare("Hi", models=[str(missing)], store=False)

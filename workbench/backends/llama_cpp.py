@@ -9,8 +9,10 @@ worker is killed) and frees the model's memory for certain when it is closed.
 
 Figures, as the row records them: ``spawn_s`` (starting the worker: interpreter and
 ``import llama_cpp``), ``load_s`` (loading the model), then, per request, ``ttft_s``
-(submit to the first generated token) and ``gen_tps_wall`` (decode steps after the first
-token per second of wall time until the stream ends).
+(submit to the first generated token), ``ttfa_s`` (to the first token of the answer,
+after any thinking) and ``gen_tps_wall`` (decode steps after the first token per second of
+wall time until the stream ends). The worker renders the conversation with the model's
+chat template and splits the thinking from the answer (see :mod:`workbench.llama.gen_worker`).
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ from workbench.backends.base import (
     GenerationConfig,
     Prompt,
     Token,
+    resolve_sampling,
 )
+from workbench.chat import completion_text, request_messages
 from workbench.errors import InputError
 from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_header
 from workbench.llama.log import buffers, failure_cause, flash_attn_used
 from workbench.llama.params import LoadParams, load_params
 from workbench.llama.process import Worker
 from workbench.models.memory import plan
+from workbench.thinking import setting
 
 _CANCEL_GRACE_S = 5.0
 """After Stop, a worker that has not answered within this many seconds (stuck in a long
@@ -65,6 +70,42 @@ class LoadTimes:
     """Starting the worker process (interpreter start and ``import llama_cpp``)."""
     load_s: float
     """Loading the model into the running worker."""
+
+
+class _Output:
+    """The thinking and the answer as the worker's pieces arrive, and when they did."""
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.answer: list[str] = []
+        self.t_first: float | None = None
+        self.t_answer: float | None = None
+
+    def add(self, text: str, reasoning: bool, moved: bool) -> Token | None:
+        """One message of the worker; the event to show (None for an empty one, which
+        only marks the first token's time)."""
+        now = time.perf_counter()
+        if self.t_first is None:  # the first token, whitespace (or nothing) or not
+            self.t_first = now
+        if not text:
+            return None
+        if moved:  # the answer so far was thinking: this piece holds it
+            self.answer.clear()
+            self.t_answer = None
+        if reasoning:
+            self.reasoning.append(text)
+        else:
+            self.answer.append(text)
+            if self.t_answer is None:
+                self.t_answer = now
+        return Token(text, reasoning=reasoning, moved=moved)
+
+    def fill(self, comp: Completion, t0: float) -> None:
+        comp.text, comp.reasoning = "".join(self.answer), "".join(self.reasoning)
+        if self.t_first is not None:
+            comp.ttft_s = self.t_first - t0
+        if self.t_answer is not None:
+            comp.ttfa_s = self.t_answer - t0
 
 
 class LlamaCppBackend:
@@ -188,23 +229,26 @@ class LlamaCppBackend:
         # The seed is per request (not a load setting); one left open is drawn here, so
         # the row can say which one produced the text.
         comp.seed = config.seed if config.seed is not None else random.randrange(_SEED_LIMIT)
+        comp.prompt_mode = "chat" if self._load_info.get("chat") else "completion"
+        sampling = resolve_sampling(config, self.info().recommended_sampling)
         request = {
-            "prompt": prompt.text,
-            "system_prompt": config.system_prompt,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "top_k": config.top_k,
-            "min_p": config.min_p,
-            "repeat_penalty": config.repeat_penalty,
+            "messages": request_messages(prompt, config.system_prompt),
+            "text": completion_text(prompt, config.system_prompt),
+            "thinking": setting(config.thinking),
+            "grammar": config.grammar,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,
             "seed": comp.seed,
             "max_tokens": config.max_tokens,
         }
         w = self._worker
         offset = w.log_size()
-        parts: list[str] = []
+        out = _Output()
         cancel_sent_at: float | None = None
         t0 = time.perf_counter()
-        t_first: float | None = None
         w.send(("generate", request))
         while True:
             if cancel is not None and cancel.is_set() and cancel_sent_at is None:
@@ -217,7 +261,8 @@ class LlamaCppBackend:
                     # Stuck inside a long llama_decode: kill it; Stop must be immediate.
                     w.kill()
                     self._loaded = None
-                    comp.text, comp.finish_reason = "".join(parts), "cancelled"
+                    out.fill(comp, t0)
+                    comp.finish_reason = "cancelled"
                     comp.total_s = time.perf_counter() - t0
                     yield Done(comp)
                     return
@@ -226,22 +271,21 @@ class LlamaCppBackend:
                 err = w.death_message(offset, "generating")
                 w.kill()
                 self._loaded = None
-                comp.text, comp.finish_reason, comp.error = "".join(parts), "error", err
+                out.fill(comp, t0)
+                comp.finish_reason, comp.error = "error", err
                 comp.total_s = time.perf_counter() - t0
                 yield Failed(err, comp)
                 return
             kind = msg[0]
             if kind == "token":
-                if t_first is None:  # the first token, whitespace (or nothing) or not
-                    t_first = time.perf_counter()
-                    comp.ttft_s = t_first - t0
-                if msg[1]:
-                    parts.append(msg[1])
-                    yield Token(msg[1])
+                token = out.add(msg[1], msg[2] == "reasoning", msg[3])
+                if token is not None:
+                    yield token
                 continue
             t_end = time.perf_counter()
             figures: dict[str, Any] = msg[2] if kind == "error" else msg[1]
-            self._fill(comp, figures, "".join(parts), t0, t_first, t_end)
+            out.fill(comp, t0)
+            self._fill(comp, figures, t0, out.t_first, t_end)
             if kind == "error":
                 comp.finish_reason, comp.error = "error", str(msg[1])
                 yield Failed(str(msg[1]), comp)
@@ -253,12 +297,10 @@ class LlamaCppBackend:
         self,
         comp: Completion,
         f: dict[str, Any],
-        text: str,
         t0: float,
         t_first: float | None,
         t_end: float,
     ) -> None:
-        comp.text = text
         comp.finish_reason = f.get("finish_reason", "stop")
         comp.total_s = t_end - t0
         comp.prompt_tokens = f.get("prompt_tokens")
@@ -276,6 +318,12 @@ class LlamaCppBackend:
         comp.n_ctx = f.get("n_ctx")
         comp.n_threads = f.get("n_threads")
         comp.flash_attn = self._load_info.get("flash_attn")
+        comp.reasoning_tokens = f.get("reasoning_tokens")
+        if f.get("prompt_thinking"):
+            # How the rendered prompt left thinking: open, closed (off) or free.
+            comp.extra["prompt_thinking"] = f["prompt_thinking"]
+        if f.get("reasoning_unterminated"):
+            comp.extra["reasoning_unterminated"] = True  # cut inside the thinking
 
     def estimated_bytes(self, config: GenerationConfig) -> int:
         """Memory this model is expected to need once loaded (weights + KV cache)."""

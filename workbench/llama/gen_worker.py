@@ -6,12 +6,21 @@ Messages are plain tuples:
 
 - on start -> ``("ready", info)`` once llama_cpp is imported;
 - ``("load", path, params)`` -> ``("loaded", info)`` | ``("error", message)``;
-- ``("generate", request)`` -> ``("token", text)``* then ``("done", figures)`` |
-  ``("error", message, figures)``; the first ``token`` goes out the moment the first token
-  is produced (its text may be whitespace, or empty while a UTF-8 character is
-  incomplete), so the parent times it;
+- ``("generate", request)`` -> ``("token", text, kind, moved)``* then
+  ``("done", figures)`` | ``("error", message, figures)``; the first ``token`` goes out the
+  moment the first token is produced (its text may be whitespace, or empty while a UTF-8
+  character is incomplete or a marker may be starting), so the parent times it, and so
+  does the first piece of the answer. ``kind`` is ``"reasoning"`` or ``"answer"`` (empty
+  for an empty text); ``moved`` marks a piece that turns the answer so far into thinking
+  (see :class:`workbench.thinking.Piece`);
 - ``("cancel",)`` during a generation stops it (one arriving later is ignored);
 - ``("close",)`` -> the process exits.
+
+A request carries the conversation as ``messages`` (rendered with the GGUF's chat template
+by llama-cpp-python's Jinja formatter, with the thinking setting's template variables) and
+as ``text`` (what a base model without a template continues). The output is split into
+thinking and answer here, token by token, with the model family's markers, so that the
+count of thinking tokens is exact.
 """
 
 from __future__ import annotations
@@ -31,15 +40,29 @@ from typing import Any
 from workbench.errors import one_line
 from workbench.llama.params import flash_attn_arg, llama_kwargs
 from workbench.llama.process import child_connection
+from workbench.thinking import (
+    Piece,
+    ReasoningSplitter,
+    ThinkingFormat,
+    format_for,
+    prompt_thinking,
+    template_kwargs,
+)
 
 _SEND_INTERVAL_S = 0.015
 """Batch streamed text to at most one message per 15 ms (well above any UI's redraw rate)."""
 
 
-def _piece_fn(lc: Any, vocab: Any) -> Callable[[int], bytes]:
+def _piece_fn(
+    lc: Any, vocab: Any, preserved: frozenset[int] = frozenset()
+) -> Callable[[int], bytes]:
     """token id -> bytes of its text. llama-cpp-python's LlamaModel.token_to_piece returns
     its whole 32-byte buffer (NUL padding included) and truncates longer pieces; this
-    uses the length llama.cpp returns and grows the buffer when asked to. Cached per id."""
+    uses the length llama.cpp returns and grows the buffer when asked to. Cached per id.
+
+    Control tokens render as nothing, except those in ``preserved`` (a family's thinking
+    markers, such as Gemma 4's ``<|channel>``), which render as their text, as
+    llama-server's preserved tokens do."""
     cache: dict[int, bytes] = {}
     buf = ctypes.create_string_buffer(64)
 
@@ -48,15 +71,71 @@ def _piece_fn(lc: Any, vocab: Any) -> Callable[[int], bytes]:
         got = cache.get(tok)
         if got is not None:
             return got
-        n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, False)
+        special = tok in preserved
+        n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, special)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, False)
+            n = lc.llama_token_to_piece(vocab, tok, buf, len(buf), 0, special)
         out = buf.raw[: max(n, 0)]
         cache[tok] = out
         return out
 
     return piece
+
+
+def marker_tokens(lc: Any, llm: Any, fmt: ThinkingFormat | None) -> frozenset[int]:
+    """The control tokens a family's thinking markers are made of (rendered as nothing
+    unless preserved, which would merge the thinking into the answer)."""
+    if fmt is None:
+        return frozenset()
+    vocab = lc.llama_model_get_vocab(llm._model.model)
+    out = set()
+    for marker in (fmt.open, fmt.close):
+        for tok in llm.tokenize(marker.encode("utf-8"), add_bos=False, special=True):
+            if lc.llama_vocab_is_control(vocab, tok):
+                out.add(tok)
+    return frozenset(out)
+
+
+class _Sender:
+    """Sends pieces to the parent: the first token's and the first answer piece at once
+    (the parent times them), later ones batched so that each token does not wake the
+    parent (and stall llama.cpp's threads); a change of kind, or a moved piece, starts
+    a new message."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.kind = ""
+        self.parts: list[str] = []
+        self.moved = False
+        self.last = 0.0
+        self.sent_any = False
+        self.answered = False  # the first answer piece went out
+
+    def send(self, pieces: list[Piece]) -> None:
+        for p in pieces:
+            if p.kind != self.kind or p.moved:
+                self._flush()
+                self.kind, self.moved = p.kind, p.moved
+            self.parts.append(p.text)
+        if (
+            not self.sent_any
+            or (self.kind == "answer" and self.parts and not self.answered)
+            or (self.parts and time.perf_counter() - self.last >= _SEND_INTERVAL_S)
+        ):
+            self._flush(always=not self.sent_any)
+
+    def _flush(self, always: bool = False) -> None:
+        if not self.parts and not always:
+            return
+        text = "".join(self.parts)
+        self.conn.send(("token", text, self.kind if text else "", self.moved))
+        self.sent_any = True
+        self.answered = self.answered or (self.kind == "answer" and bool(text))
+        self.parts, self.moved, self.last = [], False, time.perf_counter()
+
+    def close(self) -> None:
+        self._flush()
 
 
 def _peak_rss() -> int:
@@ -106,6 +185,8 @@ class _Model:
             )
         template = self.llm.metadata.get("tokenizer.chat_template")
         self.formatter = None
+        # Thinking markers are read from the template (a base model has neither).
+        self.thinking_format = format_for(chat_template=template) if template else None
         if template:
             model = self.llm._model
             eos_id, bos_id = model.token_eos(), model.token_bos()
@@ -113,7 +194,7 @@ class _Model:
             bos = model.token_get_text(bos_id) if bos_id >= 0 else ""
             self.formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         self.vocab = lc.llama_model_get_vocab(self.llm._model.model)
-        self.piece = _piece_fn(lc, self.vocab)
+        self.piece = _piece_fn(lc, self.vocab, marker_tokens(lc, self.llm, self.thinking_format))
         # llama.cpp may round the context up (to 256); llama-cpp-python's token buffer
         # keeps the requested size, so the smaller of the two is the real limit.
         self.n_ctx = min(self.llm.n_ctx(), len(self.llm.input_ids))
@@ -128,33 +209,37 @@ class _Model:
             "peak_rss_bytes": _peak_rss(),
         }
 
-    def prompt_tokens(self, req: dict[str, Any]) -> list[int]:
-        system, text = req.get("system_prompt"), req["prompt"]
-        if self.formatter is not None:
-            messages: list[Any] = []
-            if system:
-                messages.append({"role": "system", "content": system})
-            messages.append({"role": "user", "content": text})
-            try:
-                result = self.formatter(messages=messages)
-            except Exception:
-                if not system:
-                    raise
-                # Templates without a system role (Gemma's): fold it into the user turn.
-                messages = [{"role": "user", "content": f"{system}\n\n{text}"}]
-                result = self.formatter(messages=messages)
-            return self.llm.tokenize(
-                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-            )
-        # Base model: plain completion of the text.
-        full = f"{system}\n\n{text}" if system else text
-        return self.llm.tokenize(full.encode("utf-8"), add_bos=True, special=False)
+    def render(self, req: dict[str, Any]) -> tuple[str, list[int]]:
+        """The prompt text and its tokens: the conversation through the chat template
+        (with the thinking setting's variables), or a base model's plain text."""
+        if self.formatter is None:  # a base model: plain completion of the text
+            text = req["text"]
+            return text, self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        messages: list[Any] = req["messages"]
+        extra = template_kwargs(req["thinking"], self.thinking_format)
+        try:
+            result = self.formatter(messages=messages, **extra)
+        except Exception:
+            if messages[0]["role"] != "system":
+                raise
+            # Templates without a system role: fold it into the first user turn.
+            system, first, *rest = messages
+            content = f"{system['content']}\n\n{first['content']}"
+            folded: Any = {"role": "user", "content": content}
+            result = self.formatter(messages=[folded, *rest], **extra)
+        tokens = self.llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return result.prompt, tokens
 
     def generate(self, req: dict[str, Any], conn: Connection, inbox: _Inbox) -> None:
         lc, llm = self.lc, self.llm
         figures: dict[str, Any] = {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
-        tokens = self.prompt_tokens(req)
+        prompt, tokens = self.render(req)
+        fmt = self.thinking_format
+        state = prompt_thinking(prompt, fmt)
         figures["prompt_tokens"] = len(tokens)
+        figures["prompt_thinking"] = state
         if len(tokens) >= self.n_ctx:
             figures["peak_rss_bytes"] = _peak_rss()
             conn.send(
@@ -176,9 +261,13 @@ class _Model:
         if self.memory is not None:
             lc.llama_memory_clear(self.memory, False)
         lc.llama_perf_context_reset(llm.ctx)
+        grammar = None
+        if req.get("grammar"):
+            grammar = lc.LlamaGrammar.from_string(req["grammar"], verbose=False)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending: list[str] = []
-        last_send = 0.0
+        splitter = ReasoningSplitter(fmt, in_reasoning=state == "open")
+        out = _Sender(conn)
+        n_reasoning = 0
         produced = 0  # tokens sampled, the end-of-generation one included
         n_gen = 0
         finish = "length"
@@ -191,35 +280,32 @@ class _Model:
             temp=float(req["temperature"]),
             repeat_penalty=float(req["repeat_penalty"]),
             reset=False,  # reset=True would call llm.reset() (see above)
+            grammar=grammar,
         ):
             produced += 1
             if is_eog(vocab, tok):
                 finish = "stop"
                 break
             n_gen += 1
-            piece = decoder.decode(piece_of(tok))
-            if piece:
-                pending.append(piece)
-            now = time.perf_counter()
-            # The first token goes out at once (the parent times it); after that pieces
-            # are batched so that each token does not wake the parent (and stall
-            # llama.cpp's threads).
-            if n_gen == 1 or (pending and now - last_send >= _SEND_INTERVAL_S):
-                conn.send(("token", "".join(pending)))
-                pending.clear()
-                last_send = now
+            was_inside = splitter.in_block
+            text = decoder.decode(piece_of(tok))
+            out.send(splitter.feed(text) if text else [])
+            # A token of thinking: inside a block, or the one that closes it.
+            n_reasoning += was_inside or splitter.in_block
             if inbox.stop_requested():
                 finish = "cancelled"
                 break
             if n_gen >= max_tokens:
                 break
-        pending.append(decoder.decode(b"", final=True))
-        if "".join(pending):
-            conn.send(("token", "".join(pending)))
+        tail = decoder.decode(b"", final=True)
+        out.send([*(splitter.feed(tail) if tail else []), *splitter.finish()])
+        out.close()
         perf = lc.llama_perf_context(llm.ctx)
         figures.update(
             finish_reason=finish,
             completion_tokens=n_gen,
+            reasoning_tokens=n_reasoning,
+            reasoning_unterminated=splitter.result().unterminated,
             # decode steps after the first token: the window the parent's wall-clock
             # rate divides (the end-of-generation token took one step too)
             gen_steps=max(produced - 1, 0),

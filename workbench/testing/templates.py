@@ -1,8 +1,9 @@
-"""Tiny GGUF fixtures that carry a given chat template.
+"""Tiny GGUF fixtures that carry a given chat template (or other metadata).
 
 The fixtures of :mod:`workbench.testing.fixtures` borrow SmolLM2's tokenizer keys, its
 chat template included. :func:`set_chat_template` copies a GGUF file with
-``tokenizer.chat_template`` replaced (or removed, for a base model), and
+``tokenizer.chat_template`` replaced (or removed, for a base model), :func:`set_key` with
+any string or number key set (``general.sampling.temp``), and
 :func:`write_chat_fixture` writes a fixture and gives it a template, so a test can load a
 tiny model whose prompt is rendered by a real published template (Gemma 4's, Qwen 3.5's)
 through llama-cpp-python's own Jinja formatter.
@@ -30,10 +31,10 @@ CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 """The GGUF key holding a model's default Jinja chat template."""
 
 
-def set_chat_template(
-    src: str | Path, chat_template: str | None, dst: str | Path | None = None
+def set_key(
+    src: str | Path, key: str, value: str | float | None, dst: str | Path | None = None
 ) -> Path:
-    """Copy the GGUF file ``src`` to ``dst`` with ``tokenizer.chat_template`` replaced.
+    """Copy the GGUF file ``src`` to ``dst`` with one scalar key set (or removed).
 
     Every other metadata entry, tensor descriptor and tensor byte is copied unchanged
     (entries as their raw bytes, through :func:`workbench.gguf.write_gguf`; only the
@@ -41,12 +42,22 @@ def set_chat_template(
 
     Args:
         src: the GGUF file to copy.
-        chat_template: the new template; None removes the key (a base model).
+        key: the key, e.g. ``tokenizer.chat_template`` or ``general.sampling.temp``.
+        value: a string, a float (stored as FLOAT32) or an int (INT32, as llama.cpp's
+            converter writes ``general.sampling.top_k``); None removes the key.
         dst: where to write (default: replace ``src``).
 
     Returns:
         The path written.
     """
+    if isinstance(value, str):
+        vtype = GGUFValueType.STRING
+    elif isinstance(value, float):
+        vtype = GGUFValueType.FLOAT32
+    elif isinstance(value, int) and not isinstance(value, bool):
+        vtype = GGUFValueType.INT32
+    elif value is not None:
+        raise TypeError(f"{key}: unsupported value {value!r}")
     src = Path(src)
     out = Path(dst) if dst is not None else src
     with src.open("rb") as f:
@@ -54,10 +65,9 @@ def set_chat_template(
     head = raw.header
     if not head.tensors:
         raise ValueError(f"{src} has no tensors: not a model GGUF")
-    entries = [b for key, b in raw.entries if key != CHAT_TEMPLATE_KEY]
-    if chat_template is not None:
-        entry = MetaEntry(CHAT_TEMPLATE_KEY, GGUFValueType.STRING, chat_template)
-        entries.append(entry_bytes(entry))
+    entries = [b for k, b in raw.entries if k != key]
+    if value is not None:
+        entries.append(entry_bytes(MetaEntry(key, vtype, value)))
     align = int(head.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
     with src.open("rb") as f:
 
@@ -65,8 +75,17 @@ def set_chat_template(
             f.seek(head.data_offset + t.offset)
             w.write(f.read(t.n_bytes))
 
+        # Written beside ``out`` and renamed into place: src, open here, is read whole.
         write_gguf(out, entries, head.tensors, data=copy, version=head.version, alignment=align)
     return out
+
+
+def set_chat_template(
+    src: str | Path, chat_template: str | None, dst: str | Path | None = None
+) -> Path:
+    """Copy the GGUF file ``src`` to ``dst`` with ``tokenizer.chat_template`` replaced
+    (None removes it: a base model). See :func:`set_key`."""
+    return set_key(src, CHAT_TEMPLATE_KEY, chat_template, dst)
 
 
 def write_chat_fixture(

@@ -32,7 +32,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 
 import polars as pl
 
-from workbench.backends.base import GenerationConfig, Prompt
+from workbench.backends.base import GenerationConfig, Prompt, resolve_sampling
 from workbench.host import idle_release_s
 from workbench.models.registry import ModelRef, list_models, resolve
 from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
@@ -282,8 +282,9 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="auto", min_width="260px"),
         )
         self.model_select.add_class("wb-models")
+        sampling = resolve_sampling(cfg)  # the panel's controls always hold a value
         self.temperature = widgets.BoundedFloatText(
-            value=cfg.temperature,
+            value=sampling.temperature,
             min=0.0,
             max=2.0,
             step=0.05,
@@ -291,7 +292,7 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="215px"),
         )
         self.top_p = widgets.BoundedFloatText(
-            value=cfg.top_p,
+            value=sampling.top_p,
             min=0.0,
             max=1.0,
             step=0.01,
