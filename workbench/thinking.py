@@ -28,11 +28,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from workbench.errors import InputError
+
 Thinking = Literal["on", "off", "default"]
 """The thinking setting of a run: force on, force off, or leave the template's default."""
 
 THINKING_SETTINGS: tuple[Thinking, ...] = ("on", "off", "default")
 """Every :data:`Thinking` value, for validating user input."""
+
+
+def setting(thinking: str | None) -> Thinking:
+    """The :data:`Thinking` setting of a config's ``thinking`` field (None: ``default``)."""
+    if thinking is None:
+        return "default"
+    if thinking not in THINKING_SETTINGS:
+        raise InputError(f"unknown thinking setting {thinking!r} (use on, off or default)")
+    return thinking
+
 
 PromptThinking = Literal["open", "closed", "free"]
 """How a rendered prompt leaves thinking: ``open`` (the prompt ends inside a thinking
@@ -416,6 +428,12 @@ class ReasoningSplitter:
         self._end_block()
         self._finished = True
         return self._out
+
+    @property
+    def in_block(self) -> bool:
+        """The text fed so far ends inside an inline reasoning block (for counting the
+        tokens of thinking as they are generated)."""
+        return self._mode == "reasoning"
 
     def result(self) -> Split:
         """The output so far (complete after :meth:`finish`)."""

@@ -21,7 +21,7 @@ from workbench.store import RunStore, rows_to_frame
 
 BUNDLED = (GEMMA_NAME, SMOLLM_NAME)
 MAX_TOKENS = 12
-GEN = GenerationConfig(temperature=0.7, max_tokens=MAX_TOKENS, n_ctx=512)
+GEN = GenerationConfig(temperature=0.7, top_p=0.95, top_k=40, max_tokens=MAX_TOKENS, n_ctx=512)
 
 PROMPTS = [
     {"id": "t-sky", "category": "science", "language": "en", "prompt": "Why is the sky blue?"},

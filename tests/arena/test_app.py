@@ -19,8 +19,6 @@ from workbench.errors import ArenaError
 
 from .helpers import BUNDLED, api_call, fake_runs, free_port, need_models, write_study
 
-pytestmark = pytest.mark.slow  # each test starts a Gradio server
-
 
 def _serve(
     tmp_path: Path, launched: list[object], app_kw: dict[str, Any] | None = None, **kw: object
@@ -43,6 +41,7 @@ def _db(app: object) -> list[tuple[object, ...]]:
         )
 
 
+@pytest.mark.slow
 def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     from gradio_client import Client
 
@@ -63,6 +62,7 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert votes.height == 1 and votes["reason"][0] == "meh" and votes["rater"][0] == "alice"
 
 
+@pytest.mark.slow
 def test_bad_input_changes_nothing(
     tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,6 +95,7 @@ def test_bad_input_changes_nothing(
     assert app.arena.store.count_votes() == 2  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[object]) -> None:
     from gradio_client import Client
     from gradio_client.exceptions import AppError
@@ -133,6 +134,7 @@ def test_throttle_counts_failures_in_a_sliding_window() -> None:
     t.check("a")
 
 
+@pytest.mark.slow
 def test_demo_tokens_refuse_a_public_address(tmp_path: Path) -> None:
     need_models()
     path = write_study(tmp_path, raters=[("demo", "demo-token", "rater")])

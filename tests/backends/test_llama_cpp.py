@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ def smol(smollm: Path):
     b.close()
 
 
+@pytest.mark.slow
 def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     events = _collect(smol, "Name three colours.")
     done = events[-1]
@@ -48,6 +51,7 @@ def test_streams_text_with_honest_figures(smol: LlamaCppBackend) -> None:
     assert c.finish_reason in ("stop", "length")
 
 
+@pytest.mark.slow
 def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     """The same prompt twice: the second request evaluates the whole prompt again (no
     prefix-cache leftovers in the figures) and generates the same greedy text."""
@@ -60,6 +64,48 @@ def test_counters_are_per_request(smol: LlamaCppBackend) -> None:
     assert b.gen_tps is not None and b.completion_tokens == a.completion_tokens
 
 
+def test_spawn_and_load_are_reported_apart(smollm: Path) -> None:
+    """Starting the worker (interpreter, import llama_cpp) is spawn_s; loading the model
+    is load_s; a warm model costs neither, and a changed load setting reloads the model
+    in the running worker."""
+    b = LlamaCppBackend(smollm)
+    try:
+        first = _collect(b, "Hi")[-1].completion
+        assert first.spawn_s and first.spawn_s > 0 and first.load_s and first.load_s > 0
+        pid = b.pid
+        warm = _collect(b, "Hi")[-1].completion
+        assert (warm.spawn_s, warm.load_s) == (0.0, 0.0)
+        other = _collect(b, "Hi", replace(GREEDY, n_ctx=256))[-1].completion
+        assert other.spawn_s == 0.0 and other.load_s and other.load_s > 0
+        assert b.pid == pid
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("arch", ["qwen35", "gemma3"])
+def test_a_warm_model_answers_as_a_fresh_one(arch: str, tmp_path: Path) -> None:
+    """Between requests only the cache's cells are cleared, not its buffers: a request
+    after another one samples exactly what a fresh worker samples, for a hybrid
+    (recurrent state + attention) and a sliding-window model alike."""
+    from workbench.testing import write_fixture
+
+    path = write_fixture(arch, tmp_path / f"{arch}.gguf")
+    # Sampled, not greedy: any state left over from the first prompt would show.
+    cfg = GenerationConfig(temperature=1.5, top_k=0, top_p=1.0, seed=1, max_tokens=12, n_ctx=256)
+    warm, fresh = LlamaCppBackend(path), LlamaCppBackend(path)
+    try:
+        _collect(warm, "one two three four five six seven eight", cfg)
+        again = _collect(warm, "nine", cfg)[-1].completion
+        first = _collect(fresh, "nine", cfg)[-1].completion
+        assert again.error is None and again.text.strip()
+        assert again.load_s == 0.0
+        assert (again.text, again.prompt_tokens) == (first.text, first.prompt_tokens)
+    finally:
+        warm.close()
+        fresh.close()
+
+
+@pytest.mark.slow
 def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     cfg = GenerationConfig(temperature=0.9, seed=1234, max_tokens=16, n_ctx=512)
     a = _collect(smol, "Write a word.", cfg)[-1].completion.text
@@ -67,6 +113,78 @@ def test_seed_reproduces_sampled_text(smol: LlamaCppBackend) -> None:
     assert a == b
 
 
+def test_ttft_is_the_first_token_whitespace_included(gemma: Path) -> None:
+    """Gemma answers this prompt with "\n\n" first: time to first token ends there, as
+    llama.cpp and serving benchmarks count it, not at the first visible word one decode
+    step later."""
+    b = LlamaCppBackend(gemma)
+    try:
+        prompt = "Explain in two sentences why the sky is blue."
+        _collect(b, prompt)  # load, untimed
+        t0 = time.perf_counter()
+        arrivals: list[tuple[float, str]] = []
+        events = []
+        for ev in b.stream(Prompt(prompt), GREEDY):
+            events.append(ev)
+            if isinstance(ev, Token):
+                arrivals.append((time.perf_counter() - t0, ev.text))
+        assert arrivals[0][1].strip() == "", arrivals[:2]  # the case this test is about
+        c = events[-1].completion
+        assert c.ttft_s is not None and c.ttft_s <= arrivals[0][0]
+        assert c.load_s == 0.0
+    finally:
+        b.close()
+
+
+def test_wall_rate_counts_the_decode_steps_of_its_window(smol: LlamaCppBackend) -> None:
+    """gen_tps_wall = decode steps after the first token / (end - first token). An answer
+    that ends on an end-of-generation token took one step per visible token after the
+    first plus one for that token; an answer cut by max_tokens one step fewer."""
+    cfg = GenerationConfig(temperature=0.0, seed=7, max_tokens=48, n_ctx=512)
+    stop = _collect(smol, "What is 2+2? Answer with a number only.", cfg)[-1].completion
+    assert stop.finish_reason == "stop" and stop.completion_tokens
+    assert stop.gen_tps_wall and stop.total_s and stop.ttft_s
+    window = stop.total_s - stop.ttft_s
+    assert stop.gen_tps_wall * window == pytest.approx(stop.completion_tokens)
+    cut = _collect(smol, "Count from 1 to 100.", replace(cfg, max_tokens=8))[-1].completion
+    assert cut.finish_reason == "length" and cut.completion_tokens == 8
+    assert cut.gen_tps_wall and cut.total_s and cut.ttft_s
+    assert cut.gen_tps_wall * (cut.total_s - cut.ttft_s) == pytest.approx(7)
+
+
+def test_a_new_seed_keeps_the_model_and_an_open_seed_is_recorded(
+    smol: LlamaCppBackend,
+) -> None:
+    cfg = GenerationConfig(temperature=0.9, seed=1, max_tokens=12, n_ctx=512)
+    _collect(smol, "Write a word.", cfg)
+    pid = smol.pid
+    other = _collect(smol, "Write a word.", replace(cfg, seed=2))[-1].completion
+    assert (other.spawn_s, other.load_s, other.seed) == (0.0, 0.0, 2)
+    assert smol.pid == pid, "a seed is per request: no reload, no new worker"
+    drawn = _collect(smol, "Write a word.", replace(cfg, seed=None))[-1].completion
+    assert isinstance(drawn.seed, int) and 0 <= drawn.seed < 0xFFFFFFFF
+    again = _collect(smol, "Write a word.", replace(cfg, seed=drawn.seed))[-1].completion
+    assert again.text == drawn.text, "the recorded seed reproduces the text"
+
+
+def test_min_p_and_repeat_penalty_reach_the_sampler(smol: LlamaCppBackend) -> None:
+    greedy = GenerationConfig(temperature=0.0, max_tokens=24, n_ctx=512)
+    hot = replace(greedy, temperature=1.5, top_k=0, top_p=1.0, seed=3)
+
+    def text(prompt: str, cfg: GenerationConfig) -> str:
+        done = _collect(smol, prompt, cfg)[-1]
+        assert isinstance(done, Done), done
+        return done.completion.text
+
+    plain = text("Name three colours.", greedy)
+    # min_p = 1 keeps only the most likely token: even a hot sampler answers greedily
+    assert text("Name three colours.", replace(hot, min_p=1.0)) == plain
+    assert text("Name three colours.", replace(hot, min_p=0.0)) != plain
+    cats = "Write the word cat ten times."
+    assert text(cats, replace(greedy, repeat_penalty=1.5)) != text(cats, greedy)
+
+
+@pytest.mark.slow
 def test_base_model_gets_plain_completion(gemma: Path) -> None:
     b = LlamaCppBackend(gemma)
     try:
@@ -79,6 +197,7 @@ def test_base_model_gets_plain_completion(gemma: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_prompt_longer_than_context(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     try:
@@ -92,6 +211,7 @@ def test_prompt_longer_than_context(smollm: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_cancel_stops_generation(smol: LlamaCppBackend) -> None:
     cancel = threading.Event()
     cfg = GenerationConfig(temperature=0, max_tokens=400, n_ctx=1024)
@@ -131,10 +251,11 @@ def test_bad_files_become_error_events(
         b.close()
 
 
+@pytest.mark.slow
 def test_close_ends_the_worker(smollm: Path) -> None:
     b = LlamaCppBackend(smollm)
     _collect(b, "Hi")
-    pid = b._proc.pid if b._proc else None
+    pid = b.pid
     assert pid and b.loaded
     b.close()
     assert not b.loaded

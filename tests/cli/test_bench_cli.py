@@ -19,6 +19,7 @@ def _smollm() -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_json_lists_one_object_per_test(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_json_lists_one_object_per_test(
     assert list((tmp_path / "bench").glob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_table_output_and_no_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +109,7 @@ def test_broken_model_exits_1_with_error_row(
     assert len(rows) == 1 and rows[0]["model"] == "absent" and rows[0]["error"]
 
 
+@pytest.mark.slow
 def test_interleave_prints_the_paired_comparison(
     capsys: pytest.CaptureFixture[str], gemma: Path, smollm: Path
 ) -> None:
@@ -125,3 +128,21 @@ def test_interleave_prints_the_paired_comparison(
             for x in ln.split(":")[1].replace("[", "").replace("]", "").replace(",", "").split()
         )
         assert 0 < low <= ratio <= high
+
+
+def test_a_twin_says_so_in_rows_and_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.models.twin import twin_from_file
+    from workbench.testing import write_fixture
+
+    original = write_fixture("llama", tmp_path / "tiny.gguf")
+    twin = tmp_path / "tiny-twin.gguf"
+    twin_from_file(original, twin)
+    argv = ["bench", "-m", str(original), str(twin), "-p", "8", "-n", "2", "-r", "1"]
+    assert main([*argv, "-t", "1", "--no-store", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["model"], r["twin"]) for r in rows} == {("tiny", False), ("tiny-twin", True)}
+    assert main([*argv, "-t", "1", "--no-store"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-twin (twin)" in out and "tiny (twin)" not in out

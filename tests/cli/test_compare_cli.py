@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.helpers.sse_server import ScriptedServer, chunk, sse, sse_headers
-from workbench.backends.base import GenerationConfig
+from workbench.backends.base import GenerationConfig, resolve_sampling
 
 
 def _workbench(*args: str, data: Path, columns: int = 120) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,7 @@ def _answer(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
     sse(h, "[DONE]")
 
 
+@pytest.mark.slow
 def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
     p = _workbench(
         "compare",
@@ -65,15 +66,18 @@ def test_compare_json_prints_rows_only(tmp_path: Path) -> None:
     rows = json.loads(p.stdout)  # stdout is exactly one JSON document
     assert [r["model"] for r in rows] == ["gemma-3-270m", "smollm2-135m-instruct"]
     assert all(r["response"] and r["gen_tps"] > 0 for r in rows)
-    # The shell's defaults are wb.compare's: GenerationConfig's.
-    default = GenerationConfig()
+    # The shell's defaults are wb.compare's: GenerationConfig's, which leave sampling to
+    # the model (the bundled GGUFs name none) and then to workbench's defaults.
+    default = resolve_sampling(GenerationConfig())
     assert {(r["temperature"], r["top_p"], r["top_k"]) for r in rows} == {
         (default.temperature, default.top_p, default.top_k)
     }
+    assert {r["sampling_defaults"] for r in rows} == {json.dumps(default.defaults)}
     stored = pl.read_parquet(tmp_path / "runs" / "*.parquet")
     assert stored.height == 2
 
 
+@pytest.mark.slow
 def test_compare_table_and_errors(tmp_path: Path, bad_files: dict[str, Path]) -> None:
     """A file that cannot start is reported once and gets no row; an error the other
     model meets names the flag the user typed (--ctx), not the config field."""
@@ -106,6 +110,7 @@ def test_compare_table_and_errors(tmp_path: Path, bad_files: dict[str, Path]) ->
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_empty_prompts_are_refused_in_one_line(tmp_path: Path) -> None:
     import workbench as wb
     from workbench.errors import InputError
@@ -119,6 +124,7 @@ def test_empty_prompts_are_refused_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_model_in_a_prompt_set_is_reported_once(tmp_path: Path) -> None:
     """The other model answers all three prompts; no error row for the missing one; off
     a terminal, one progress line per finished response; the table names each prompt."""
@@ -235,6 +241,7 @@ def test_compare_prompt_set_with_unknown_model(tmp_path: Path) -> None:
     assert p.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_compare_prompt_file(tmp_path: Path) -> None:
     f = tmp_path / "two.jsonl"
     f.write_text(
@@ -264,6 +271,7 @@ def test_compare_prompt_file(tmp_path: Path) -> None:
     assert p.returncode == 2 and "bad.jsonl line 1" in p.stderr
 
 
+@pytest.mark.slow
 def test_wb_compare_checks_models_like_the_cli(tmp_path: Path) -> None:
     """The Python door: a missing file warns once and gets no row, the other model
     answers every prompt, with the same defaults as the shell."""
@@ -279,6 +287,6 @@ def test_wb_compare_checks_models_like_the_cli(tmp_path: Path) -> None:
     ]
     assert frame["model"].to_list() == ["smollm2-135m-instruct"] * 2
     assert frame["error"].null_count() == 2
-    assert frame["temperature"].to_list() == [GenerationConfig().temperature] * 2
+    assert frame["temperature"].to_list() == [resolve_sampling(GenerationConfig()).temperature] * 2
     with pytest.raises(ModelError, match="no model can run: missing-model"), pytest.warns():
         wb.compare("Hi", models=[str(missing)], store=False)

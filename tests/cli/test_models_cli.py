@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 KEYS = {"name", "path", "arch", "params", "quant", "n_ctx_train", "size_bytes", "chat_template",
         "source"}  # fmt: skip
 
@@ -17,6 +19,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_models_lists_every_source(tmp_path: Path, smollm: Path, bundled: list[str]) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 8)  # header cut short

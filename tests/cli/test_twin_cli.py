@@ -24,6 +24,7 @@ def test_twin_of_a_catalog_configuration_prints_json(
     assert info.is_twin and info.quant == "Q4_K_M" and info.vocab_size == 248320
 
 
+@pytest.mark.slow
 def test_twin_of_a_local_file_keeps_its_types(tmp_path: Path) -> None:
     src = write_fixture("llama", tmp_path / "tiny.gguf", n_layer=2)
     out = tmp_path / "twin.gguf"

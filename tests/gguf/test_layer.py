@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 
-import workbench.backends.llama_cpp as llama_backend
-import workbench.bench as bench
+import workbench.speed as bench
 from workbench.gguf import (
     KV_CACHE_TYPES,
     GGUFError,
@@ -100,8 +99,9 @@ def test_split_names_and_quantizations() -> None:
 
 
 def test_one_kv_cache_table_for_backend_bench_and_planner() -> None:
-    assert bench.KV_TYPES is KV_CACHE_TYPES
-    assert llama_backend._KV_TYPES is KV_CACHE_TYPES
+    from workbench.llama.params import kv_type_id  # the backend's and the bench's ids
+
+    assert {name: kv_type_id(name) for name in KV_CACHE_TYPES} == dict(KV_CACHE_TYPES)
     # llama.cpp's --cache-type-k list, with the ids of its ggml_type enum.
     assert list(KV_CACHE_TYPES) == ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl",
                                     "q5_0", "q5_1"]  # fmt: skip
@@ -114,8 +114,10 @@ def test_every_door_accepts_iq4_nl_and_refuses_an_unknown_type(tmp_path: Path) -
     from workbench.testing import write_fixture
 
     info = read_model_info(write_fixture("llama", tmp_path / "m.gguf", n_layer=1))
-    params = llama_backend._load_params(GenerationConfig(type_k="iq4_nl", type_v="q8_0"), info)
-    assert (params["type_k"], params["type_v"]) == (20, 8)  # ggml_type ids
+    from workbench.llama.params import load_params
+
+    params = load_params(GenerationConfig(type_k="iq4_nl", type_v="q8_0"), info)
+    assert (params.type_k, params.type_v) == (20, 8)  # ggml_type ids
     settings = bench.BenchSettings(type_k=("iq4_nl",), type_v=("iq4_nl",))
     assert bench.bench_cases(n_prompt=8, n_gen=0, sweep=settings)[0].to_job()["type_k_id"] == 20
     p = memory.plan(info, 1024, kv_type="iq4_nl")

@@ -12,6 +12,7 @@ from gguf import GGUFReader
 from workbench.gguf import GGUFError, read_model_info, validate_header
 
 
+@pytest.mark.slow
 def test_header_matches_gguf_reader(smollm: Path) -> None:
     # gguf.GGUFReader needs about a minute for Gemma's 262k-token vocabulary on a busy
     # 2-core machine; SmolLM2's 49k vocabulary checks the same code paths.
@@ -45,6 +46,7 @@ def test_bundled_model_facts(gemma: Path, smollm: Path) -> None:
     assert 130e6 < s.params < 140e6
 
 
+@pytest.mark.slow
 def test_reading_is_faster_than_gguf_reader(smollm: Path) -> None:
     t0 = time.perf_counter()
     read_model_info(smollm)

@@ -81,6 +81,7 @@ def test_a_fitting_quantization_is_sized_from_the_header_read_by_range(
     assert ranged and sum(q.sent for q in ranged) <= 2 * header + (1 << 20)
 
 
+@pytest.mark.slow
 def test_an_interrupted_download_resumes_where_it_stopped(
     fake_hub: FakeHub, source: Path, tmp_path: Path
 ) -> None:
@@ -153,6 +154,7 @@ def test_unknown_repo_and_file_are_clear_errors(fake_hub: FakeHub, tmp_path: Pat
         hub.pull(f"{REPO}:x.gguf", endpoint=fake_hub.url, cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_pull_prints_the_path_as_json(fake_hub: FakeHub, tmp_path: Path) -> None:
     env = {**os.environ, "HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path)}
     env.pop("HF_HUB_OFFLINE", None)

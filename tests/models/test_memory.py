@@ -259,3 +259,40 @@ def test_planner_matches_llama_cpp_bundled(gemma: Path, smollm: Path) -> None:
     configs.append(ProbeConfig(n_ctx=8192, swa_full=True, flash_attn=False))
     for path in (gemma, smollm):
         _assert_agrees(path, configs)
+
+
+def test_contexts_within_the_trained_context() -> None:
+    from workbench.models.memory import contexts_within
+
+    ctxs = [1024, 4096, 16384, 32768]
+    assert contexts_within(8192, ctxs) == [1024, 4096, 8192]
+    assert contexts_within(32768, ctxs) == ctxs
+    assert contexts_within(None, ctxs) == ctxs
+    assert contexts_within(4096, [1024, 4096, 8192]) == [1024, 4096]
+
+
+def test_bundled_models_are_planned_by_registry_name_up_to_their_trained_context() -> None:
+    from workbench.models.memory import context_table, contexts_within
+    from workbench.models.registry import default_models
+    from workbench.plots.memory import gib_table, memory_vs_context
+
+    refs = default_models()
+    trained = {r.name: r.info().n_ctx_train for r in refs}
+    ctxs = [1024, 8192, 32768]
+    frame = plan_frame(refs, ctxs, within_trained=True)
+    assert set(frame["model"]) == set(trained)  # registry names, not general.name
+    for name, n_train in trained.items():
+        assert frame.filter(frame["model"] == name)["ctx"].to_list() == contexts_within(
+            n_train, ctxs
+        )
+    smollm = next(n for n in trained if n.startswith("smollm2"))
+    assert max(frame.filter(frame["model"] == smollm)["ctx"]) == 8192  # trained to 8k
+    fig = memory_vs_context(frame)
+    assert {t.name: max(t.x) for t in fig.data}[smollm] == 8192
+    assert set(context_table(refs, [1.0])["model"]) == set(trained)
+
+    table = gib_table(frame.select("model", "ctx", "weights_bytes", "total_bytes"))
+    assert table.columns == ["model", "ctx", "weights_gib", "total_gib"]
+    row = table.row(0, named=True)
+    assert row["total_gib"] == round(frame["total_bytes"][0] / 1024**3, 3)
+    assert 0 < row["weights_gib"] < 1

@@ -37,6 +37,7 @@ from workbench.models.twin import (
 # --------------------------------------------------------------------------- exact copies
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["gemma", "smollm"])
 def test_twin_of_a_bundled_model_has_its_exact_layout_and_metadata(
     which: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -183,6 +184,7 @@ def test_quantization_mix_follows_llama_quantize() -> None:
         assign_types(specs, "Q3_X", n_layer=1)
 
 
+@pytest.mark.slow
 def test_catalog_twin_is_marked_and_sparse_with_zeros(tmp_path: Path) -> None:
     out = build_twin("twin:gemma-4-26b-a4b", tmp_path / "g.gguf", fill="zeros")
     info = read_model_info(out.path)
@@ -227,6 +229,7 @@ def range_hub(smollm: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub
         yield hub
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [f"{REPO}:{FILE}", f"{REPO}:Q4_1"])
 def test_remote_twin_fetches_only_header_bytes(
     spec: str, range_hub: FakeHub, smollm: Path, tmp_path: Path

@@ -116,6 +116,7 @@ def test_scale_and_base_are_honoured() -> None:
     assert rating_of(fit, "A") - rating_of(fit, "B") == pytest.approx(math.log(3), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_bradley_terry_agrees_with_choix() -> None:
     choix = pytest.importorskip("choix")
     rng = np.random.default_rng(11)
@@ -155,6 +156,7 @@ def test_bootstrap_equals_row_resampling_in_distribution() -> None:
     np.testing.assert_allclose(fast.std(axis=0), slow.std(axis=0), rtol=0.2)
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals_are_calibrated() -> None:
     """Over 200 simulated studies, 95% bootstrap intervals for the rating differences
     between every pair of models cover the true differences 92-98% of the time."""

@@ -6,6 +6,8 @@ them is small and shared).
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from pathlib import Path
 
@@ -116,6 +118,34 @@ def test_column_redraws_are_throttled() -> None:
     assert col.state == "length"
 
 
+def _cell(col: ModelColumn, name: str) -> str:
+    """The text of one figure cell (ttft, tps or tokens) of a column's metrics line."""
+    m = re.search(rf"<span class='wb-{name}'>(.*?)</span>", col.metrics.value)
+    assert m, col.metrics.value
+    return html.unescape(m.group(1))
+
+
+def test_a_column_says_queued_then_loading_and_shows_ttft_only_when_measured() -> None:
+    col = ModelColumn("m", max_redraws_per_s=1e9)  # every token redraws
+    assert "queued" in col.body.value and "queued" in col.metrics.value
+    col.start(cold=True)
+    assert _cell(col, "ttft") == "loading"
+    assert "loading model" in col.body.value
+    col.add("Hello")
+    col.add(" world")
+    assert _cell(col, "ttft") == "…"  # no figure that would include the model's load
+    assert _cell(col, "tokens") == "2"
+    row = {"finish_reason": "stop", "ttft_s": 0.05, "gen_tps": 80.0, "completion_tokens": 2}
+    col.finish(ResponseFinished("m", "adhoc", 0, row, Completion(text="Hello world", ttft_s=0.05)))
+    assert _cell(col, "ttft") == "0.05 s"
+    assert _cell(col, "tps") == "80.0"
+
+    warm = ModelColumn("w")
+    warm.start(cold=False)
+    assert _cell(warm, "ttft") == "waiting"
+    assert "reading the prompt" in warm.body.value and "loading model" not in warm.body.value
+
+
 @pytest.mark.slow
 def test_run_streams_into_both_columns_and_stores_rows(
     models: list[ModelRef], store: RunStore
@@ -124,16 +154,27 @@ def test_run_streams_into_both_columns_and_stores_rows(
     try:
         seen_partial: dict[str, bool] = {m.name: False for m in models}
 
+        first, second = (m.name for m in models)
+        seen_queued = False
+        ttft_while_loading: set[str] = set()
         panel.prompt.value = "Name three colours."
         panel.run_button.click()
         assert panel.running
         assert panel.run_button.disabled and not panel.stop_button.disabled
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while panel.running and time.monotonic() < deadline:
-            for name, col in panel.columns.items():
+            cols = panel.columns
+            if cols[first].state != "waiting" and cols[second].state == "waiting":
+                seen_queued = seen_queued or "queued" in cols[second].body.value
+            for name, col in cols.items():
                 if col.state == "streaming" and col.text:
                     seen_partial[name] = True  # text shown before the response ended
+                if col.state in ("loading", "streaming"):
+                    ttft_while_loading.add(_cell(col, "ttft"))
             time.sleep(0.01)
+        assert seen_queued, "the second column never said it was queued"
+        # Before the engine's figure arrives the TTFT cell holds a word, never a number.
+        assert ttft_while_loading and ttft_while_loading <= {"loading", "waiting", "…"}
         assert panel.wait(5), "run did not finish"
         assert panel.last_error is None
 
@@ -142,7 +183,7 @@ def test_run_streams_into_both_columns_and_stores_rows(
             assert col.text.strip(), f"{col.name}: no text"
             assert col.state in ("stop", "length")
             assert col.error is None
-            assert "TTFT</b> –" not in col.metrics.value  # figures filled in
+            assert _cell(col, "ttft").endswith(" s")  # the engine's figure filled in
         assert any(seen_partial.values())
 
         rows = store.load()
@@ -163,10 +204,12 @@ def test_run_streams_into_both_columns_and_stores_rows(
         assert not panel.run_button.disabled and panel.stop_button.disabled
 
         # A second run reuses the loaded models and adds rows under a new run id.
+        assert sorted(panel.models_loaded) == sorted(m.name for m in models)
         panel.prompt.value = "Say hi."
         panel.max_tokens.value = 4
         panel.run_button.click()
         assert panel.wait(RUN_TIMEOUT_S)
+        assert not any(c.cold for c in panel.columns.values())  # both were still warm
         rows = store.load()
         assert rows.height == 4 and rows["run_id"].n_unique() == 2
         assert all(r["load_s"] == 0.0 for r in panel.rows[2:])
@@ -236,3 +279,51 @@ def test_a_failing_model_shows_its_error_in_its_own_column(
         assert errors[smollm.name] is None and errors["broken"]
     finally:
         panel.close()
+
+
+@pytest.mark.slow
+def test_idle_panel_releases_its_models_and_loads_them_again(
+    models: list[ModelRef], store: RunStore
+) -> None:
+    smollm = next(m for m in models if "smollm" in m.name)
+    panel = ComparePanel(
+        models=[smollm], store=store, config=_config(max_tokens=4), release_after_s=1.0
+    )
+    try:
+        assert panel.release_after_s == 1.0
+        panel.prompt.value = "Hi"
+        panel.run_button.click()
+        assert not panel.release_models()  # never while a run is in progress
+        assert panel.wait(RUN_TIMEOUT_S)
+        assert panel.columns[smollm.name].cold
+        deadline = time.monotonic() + 60
+        while panel.models_loaded and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert panel.models_loaded == [], "the idle models were not released"
+        assert panel.released == 1
+        assert "models released" in panel.status.value
+        panel.run_button.click()  # the next run loads the model again
+        assert panel.wait(RUN_TIMEOUT_S)
+        assert panel.columns[smollm.name].cold
+        assert panel.columns[smollm.name].state in ("stop", "length")
+        assert panel.rows[-1]["load_s"] > 0
+    finally:
+        panel.close()
+
+
+def test_idle_release_follows_the_setting(
+    models: list[ModelRef], store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKBENCH_IDLE_MINUTES", "3")
+    panel = ComparePanel(models=models, store=store)
+    try:
+        assert panel.release_after_s == 180
+        assert not panel.release_models()  # nothing loaded yet
+    finally:
+        panel.close()
+    kept = ComparePanel(models=models, store=store, release_after_s=0)
+    try:
+        kept._start_idle_timer()
+        assert kept._idle_timer is None  # 0: models stay loaded until the panel closes
+    finally:
+        kept.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ pytest.importorskip("ipywidgets")
 
 from workbench.store import RunStore
 from workbench.widgets import HistoryView, filter_runs
+from workbench.widgets.history import runs_table_html
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -117,3 +119,42 @@ def test_empty_store_shows_empty_figures(tmp_path: Path) -> None:
         assert isinstance(view.frame, pl.DataFrame)
     finally:
         view.close()
+
+
+def test_table_is_readable(store: RunStore) -> None:
+    long_answer = "word " * 200
+    store.append([{**_row(6, "gamma", None, None, None, 12.3456), "response": long_answer}])
+    view = HistoryView(store)
+    try:
+        table = view.table.value
+        assert "<table class='wb-runs-table'" in table
+        assert "_repr_html_" not in table and "shape:" not in table  # not Polars' HTML
+        for header in ("time (UTC)", "TTFT (s)", "tokens/s", "prompt set"):
+            assert f">{header}</th>" in table
+        assert ">12.3<" in table and ">12.3456<" not in table  # one decimal for tokens/s
+        assert ">0.70<" in table  # TTFT with two decimals
+        assert ">2025-01-01 00:00:06<" in table
+        assert "null" not in table and "&quot;" not in table and '"' not in table
+        assert "white-space:pre-wrap" in table  # long text wraps
+        # A long response is shortened in its cell, the full text is on hover.
+        shown = re.search(r"<td [^>]*title='(word [^']*)'>(word [^<]*)</td>", table)
+        assert shown and shown.group(1).strip() == long_answer.strip()
+        assert shown.group(2).endswith("…") and len(shown.group(2)) < len(long_answer)
+    finally:
+        view.close()
+
+
+def test_runs_table_formats_missing_values_as_empty_cells() -> None:
+    frame = pl.DataFrame(
+        {
+            "model": ["a", "b"],
+            "ttft_s": [None, float("nan")],
+            "gen_tps": [1.0, None],
+            "error": [None, "b: <boom>"],
+        }
+    )
+    table = runs_table_html(frame)
+    assert "None" not in table and "nan" not in table
+    assert table.count("<td style='padding:3px 8px;border-bottom") == 8
+    assert "b: &lt;boom&gt;" in table
+    assert ">1.0<" in table

@@ -24,9 +24,10 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -34,7 +35,7 @@ from workbench.arena.guard import identity_terms
 from workbench.arena.shown import shown_answer
 from workbench.arena.study import Rater, Study
 from workbench.arena.votes import BattleRecord, VoteOutcome, VoteStore
-from workbench.backends.base import GenerationConfig, Prompt
+from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig, Prompt
 from workbench.errors import ArenaError
 from workbench.runner import ResponseFinished, Runner
 from workbench.store import RunStore, load_runs
@@ -122,7 +123,15 @@ class AnswerPool:
             & pl.col("finish_reason").is_in(list(POOLED_FINISH))
         )
         for key in _POOL_MATCH:
-            cond &= pl.col(key) == getattr(config, key)
+            value = getattr(config, key)
+            if value is None:
+                # Left to the model's default: rows that took a default too, or (rows that
+                # name no defaults, stored before GGUF defaults were read) workbench's value.
+                took = pl.col("sampling_defaults").str.json_path_match(f"$.{key}").is_not_null()
+                named_none = pl.col("sampling_defaults").is_null()
+                cond &= took | (named_none & (pl.col(key) == WORKBENCH_SAMPLING[key]))
+            else:
+                cond &= pl.col(key) == value
         if config.system_prompt is None:
             cond &= pl.col("system_prompt").is_null()
         else:
@@ -414,7 +423,7 @@ class Arena:
             for ev in self._runner.stream_one(model, prompt):
                 if isinstance(ev, ResponseFinished):
                     finished = ev
-        row = finished.row if finished is not None else {}
+        row: Mapping[str, Any] = finished.row if finished is not None else {}
         answer = PoolAnswer.of(str(row.get("row_id")), str(row.get("response") or ""))
         if (
             finished is None

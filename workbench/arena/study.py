@@ -306,16 +306,18 @@ _MIN_CTX = 64
 
 
 def _check_generation(cfg: GenerationConfig) -> None:
+    # Sampling left unset (None) takes the model's recommended values, else workbench's.
     for key in ("temperature", "top_p"):
-        if not math.isfinite(getattr(cfg, key)):
-            raise StudyError(f"generation.{key} must be a finite number, not {getattr(cfg, key)}")
+        value = getattr(cfg, key)
+        if value is not None and not math.isfinite(value):
+            raise StudyError(f"generation.{key} must be a finite number, not {value}")
     if cfg.max_tokens < 1:
         raise StudyError("generation.max_tokens must be at least 1")
-    if cfg.temperature < 0:
+    if cfg.temperature is not None and cfg.temperature < 0:
         raise StudyError("generation.temperature must not be negative")
-    if not 0 < cfg.top_p <= 1:
+    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
         raise StudyError(f"generation.top_p must be in (0, 1], not {cfg.top_p}")
-    if cfg.top_k < 0:
+    if cfg.top_k is not None and cfg.top_k < 0:
         raise StudyError(f"generation.top_k must be 0 (off) or more, not {cfg.top_k}")
     if cfg.n_ctx < max(_MIN_CTX, cfg.max_tokens + 1):
         raise StudyError(

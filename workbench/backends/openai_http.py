@@ -22,6 +22,14 @@ interrupts, or a connection a proxy dropped) ends with ``finish_reason="interrup
 and an error: its text is partial. The API key is read from
 an environment variable at request time (``api_key_env``, default ``WORKBENCH_API_KEY``)
 and is never stored in a result row.
+
+Thinking is split from the answer by :class:`workbench.thinking.ReasoningSplitter`,
+whichever form the server sends it in: a ``reasoning_content`` / ``reasoning`` field of
+each delta (a server with a reasoning parser), or inline markers in the content (a server
+without one). The markers are the served model's family's (:func:`format_for` on its
+name), ``<think>...</think>`` when the name says nothing. A thinking setting goes to the
+server as ``chat_template_kwargs`` (``enable_thinking``); reasoning token counts come from
+``usage.completion_tokens_details.reasoning_tokens`` when the server sends it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,18 @@ from workbench.backends.base import (
     GenerationConfig,
     Prompt,
     Token,
+    resolve_sampling,
+)
+from workbench.chat import request_messages
+from workbench.thinking import (
+    THINK_TAGS,
+    Piece,
+    ReasoningSplitter,
+    ThinkingFormat,
+    delta_reasoning,
+    format_for,
+    request_fields,
+    setting,
 )
 
 DEFAULT_API_KEY_ENV = "WORKBENCH_API_KEY"
@@ -104,7 +124,9 @@ class OpenAIBackend:
             :meth:`request_body` for what that does not match.
     """
 
-    backend = "openai-http"
+    kind = "openai-http"
+    loaded = False
+    """The model lives in the server's memory, never in this process's budget."""
 
     def __init__(
         self,
@@ -132,6 +154,12 @@ class OpenAIBackend:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._prefix = parts.path.rstrip("/")
         self._report: ServerReport | None = None
+        # Inline thinking markers: the family's, else the most common form (Qwen, GLM,
+        # DeepSeek, Ollama): a "<think>" counts only before any answer text, so an answer
+        # that merely mentions it is left alone.
+        self.thinking_format: ThinkingFormat = (
+            format_for(name=served_model) or format_for(name=self.name) or THINK_TAGS
+        )
 
     # ------------------------------------------------------------------ request
 
@@ -153,24 +181,30 @@ class OpenAIBackend:
         applies the chat template. Any of these can change even a greedy answer, so a
         served model's text may differ from the same file run in-process.
         """
-        messages = []
-        if config.system_prompt:
-            messages.append({"role": "system", "content": config.system_prompt})
-        messages.append({"role": "user", "content": prompt.text})
+        messages = request_messages(prompt, config.system_prompt)
+        sampling = resolve_sampling(config)  # a served model's file is not ours to read
         body: dict[str, Any] = {
             "model": self.served_model,
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": config.max_tokens,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
         }
         if config.seed is not None:
             body["seed"] = config.seed
         if self.sampling_extras:
             # The in-process backend samples with these; servers have other defaults.
-            body.update(top_k=config.top_k, min_p=0.05, repeat_penalty=1.0)
+            body.update(
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+            )
+        # Only when asked: a strict server may refuse a field it does not know.
+        body.update(request_fields(setting(config.thinking), self.thinking_format))
+        if config.grammar:
+            body["grammar"] = config.grammar  # llama.cpp's servers: GBNF-constrained output
         return body
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -239,10 +273,10 @@ class OpenAIBackend:
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
         """Stream one response. Never raises for server failures: they end in Failed."""
-        comp = Completion()
+        comp = Completion(prompt_mode="chat")  # a chat API: the server applies the template
         comp.extra.update(base_url=self.base_url, served_model=self.served_model)
         t0 = time.perf_counter()
-        state = _State(t0)
+        state = _State(t0, ReasoningSplitter(self.thinking_format))
         try:
             body = self.request_body(prompt, config)
             conn, resp, sock = self._open(body)
@@ -258,9 +292,8 @@ class OpenAIBackend:
                 target=_watch_cancel, args=(cancel, stop_watch, cancelled, sock), daemon=True
             ).start()
         try:
-            for text in self._events(resp, state):
-                if text:
-                    yield Token(text)
+            for piece in self._events(resp, state):
+                yield _token(piece)
             if state.finish is None and state.done:
                 raise _StreamCut(
                     f"the stream ended after {state.chunks} chunks without a finish_reason: "
@@ -285,6 +318,8 @@ class OpenAIBackend:
             stop_watch.set()
             resp.close()
             conn.close()
+        for piece in state.splitter.finish():  # what was held back (a partial marker)
+            yield _token(piece)
         finish = "cancelled" if cancelled.is_set() else _FINISH.get(state.finish or "", "stop")
         self._fill(comp, state, time.perf_counter(), finish)
         self._server_figures(comp)
@@ -302,8 +337,8 @@ class OpenAIBackend:
         n_ctx = self._report.settings.get("n_ctx")
         comp.n_ctx = n_ctx if isinstance(n_ctx, int) else None
 
-    def _events(self, resp: http.client.HTTPResponse, st: _State) -> Iterator[str]:
-        """Visible text pieces from the SSE stream; fills ``st`` as figures arrive."""
+    def _events(self, resp: http.client.HTTPResponse, st: _State) -> Iterator[Piece]:
+        """Thinking and answer pieces from the SSE stream; fills ``st`` as figures arrive."""
         ctype = resp.getheader("Content-Type", "")
         if "text/event-stream" not in ctype:
             # A server that ignored stream=true: one JSON document.
@@ -313,11 +348,7 @@ class OpenAIBackend:
             st.absorb(doc)
             # A whole document is a whole answer, even without a finish_reason.
             st.finish = choice.get("finish_reason") or "stop"
-            text = msg.get("content") or ""
-            if text:
-                st.first_text()
-                st.parts.append(text)
-            yield text
+            yield from st.feed(msg)
             st.done = True
             return
         while True:
@@ -348,29 +379,7 @@ class OpenAIBackend:
             st.chunks += 1
             st.absorb(doc)
             for choice in doc.get("choices") or []:
-                delta = choice.get("delta") or {}
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-                content = delta.get("content") or ""
-                out = ""
-                if reasoning:
-                    if not st.in_reasoning:
-                        st.in_reasoning = st.saw_reasoning = True
-                        out += "<think>"
-                    out += reasoning
-                if content:
-                    if st.in_reasoning:
-                        st.in_reasoning = False
-                        out += "</think>\n\n"
-                    if st.t_answer is None and content.strip():
-                        st.t_answer = time.perf_counter()
-                    out += content
-                if content or reasoning:
-                    st.content_chunks += 1
-                if out:
-                    if out.strip():
-                        st.first_text()
-                    st.parts.append(out)
-                    yield out
+                yield from st.feed(choice.get("delta") or {})
                 if choice.get("finish_reason"):
                     st.finish = choice["finish_reason"]
 
@@ -387,14 +396,17 @@ class OpenAIBackend:
         return doc
 
     def _fill(self, comp: Completion, st: _State, t_end: float, finish: FinishReason) -> None:
-        if st.in_reasoning:
-            st.parts.append("</think>")
-        comp.text = "".join(st.parts)
+        st.splitter.finish()
+        split = st.splitter.result()
+        comp.text, comp.reasoning = split.answer, split.reasoning
         comp.finish_reason = finish
         comp.total_s = t_end - st.t0
-        comp.ttft_s = st.t_first - st.t0 if st.t_first is not None else None
-        if st.saw_reasoning and st.t_answer is not None:
-            comp.extra["ttft_answer_s"] = st.t_answer - st.t0
+        t_first = split.t_first
+        comp.ttft_s = t_first - st.t0 if t_first is not None else None
+        if split.t_first_answer is not None:
+            comp.ttfa_s = split.t_first_answer - st.t0
+        if split.unterminated:
+            comp.extra["reasoning_unterminated"] = True  # cut inside the thinking
         usage = st.usage
         timings = st.timings
         comp.prompt_tokens = usage.get("prompt_tokens")
@@ -412,6 +424,16 @@ class OpenAIBackend:
             # Servers that report no counts stream one token per chunk.
             comp.completion_tokens = st.content_chunks
             comp.extra["completion_tokens_estimated"] = True
+        details = usage.get("completion_tokens_details")
+        reported = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if isinstance(reported, int):
+            comp.reasoning_tokens = reported
+        elif split.reasoning:
+            # One token per chunk again (markers and the chunk that ends a block count too).
+            comp.reasoning_tokens = split.reasoning_chunks
+            comp.extra["reasoning_tokens_estimated"] = True
+        else:
+            comp.reasoning_tokens = 0
         # Server-side rates, from the server's own clocks.
         if timings.get("prompt_n") and timings.get("prompt_ms"):
             comp.prompt_tps = timings["prompt_n"] / (timings["prompt_ms"] / 1000)
@@ -424,8 +446,8 @@ class OpenAIBackend:
         if ollama.get("load_duration") is not None:
             comp.load_s = ollama["load_duration"] / 1e9
         n = comp.completion_tokens or 0
-        if st.t_first is not None and n > 1 and t_end > st.t_first:
-            comp.gen_tps_wall = (n - 1) / (t_end - st.t_first)
+        if t_first is not None and n > 1 and t_end > t_first:
+            comp.gen_tps_wall = (n - 1) / (t_end - t_first)
         if timings:
             comp.extra["server_timings"] = timings
         if ollama:
@@ -496,6 +518,10 @@ class OpenAIBackend:
         except ValueError:
             return resp.status, None
 
+    def estimated_bytes(self, config: GenerationConfig) -> int:
+        """0: a served model takes none of this machine's memory budget."""
+        return 0
+
     def close(self) -> None:
         """Nothing to release: each request opens and closes its own connection."""
 
@@ -503,25 +529,28 @@ class OpenAIBackend:
 class _State:
     """What one stream has produced so far."""
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, splitter: ReasoningSplitter) -> None:
         self.t0 = t0
-        self.t_first: float | None = None
-        self.t_answer: float | None = None
-        self.parts: list[str] = []
+        self.splitter = splitter
+        """Splits thinking from answer and times the first token of each."""
         self.chunks = 0
         self.content_chunks = 0
         self.finish: str | None = None
         self.done = False
-        self.in_reasoning = False
-        self.saw_reasoning = False
         self.usage: dict[str, Any] = {}
         self.timings: dict[str, Any] = {}
         self.ollama: dict[str, Any] = {}
         self.system_fingerprint: str | None = None
 
-    def first_text(self) -> None:
-        if self.t_first is None:
-            self.t_first = time.perf_counter()
+    def feed(self, delta: dict[str, Any]) -> list[Piece]:
+        """One delta (or a whole message): its content and its reasoning field."""
+        content = delta.get("content")
+        content = content if isinstance(content, str) else ""
+        reasoning = delta_reasoning(delta)
+        if not (content or reasoning):
+            return []
+        self.content_chunks += 1
+        return self.splitter.feed(content, reasoning=reasoning)
 
     def absorb(self, doc: dict[str, Any]) -> None:
         if isinstance(doc.get("usage"), dict):
@@ -534,6 +563,10 @@ class _State:
                 self.ollama[k] = doc[k]
         if doc.get("system_fingerprint"):
             self.system_fingerprint = str(doc["system_fingerprint"])
+
+
+def _token(piece: Piece) -> Token:
+    return Token(piece.text, reasoning=piece.kind == "reasoning", moved=piece.moved)
 
 
 def _watch_cancel(

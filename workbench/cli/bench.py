@@ -6,10 +6,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.cli import CliError
+
+if TYPE_CHECKING:
+    from workbench.schemas import BenchRow
 
 T = TypeVar("T")
 
@@ -113,7 +116,7 @@ def _fa_text(v: bool | None) -> str:
     return "auto" if v is None else str(int(v))
 
 
-def _test_name(r: dict[str, Any]) -> str:
+def _test_name(r: Mapping[str, Any]) -> str:
     if r["test"] is None:
         return "-"
     n = r["n_prompt"] if r["test"] == "pp" else r["n_gen"]
@@ -131,7 +134,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             tps = f"{r['tps_mean']:.2f} ± {r['tps_sd']:.2f}"
         body.append(
             [
-                r["model"],
+                r["model"] + (" (twin)" if r.get("twin") else ""),
                 "-" if r["n_gpu_layers"] is None else str(r["n_gpu_layers"]),
                 "-" if r["n_threads"] is None else str(r["n_threads"]),
                 "-" if r["n_batch"] is None else str(r["n_batch"]),
@@ -163,7 +166,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def _ratio_lines(frame: Any, baseline: str) -> str:
     """The paired comparison of an interleaved run, one line per model and test."""
-    from workbench.bench import BenchError, speed_ratios
+    from workbench.speed import BenchError, speed_ratios
 
     try:
         ratios = speed_ratios(frame, baseline)
@@ -177,8 +180,8 @@ def _ratio_lines(frame: Any, baseline: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.bench import BenchSettings, bench, bench_cases
     from workbench.models.registry import default_models, resolve
+    from workbench.speed import BenchSettings, bench, bench_cases
 
     if args.repetitions < 1:
         raise CliError("-r must be at least 1")
@@ -197,15 +200,14 @@ def run(args: argparse.Namespace) -> int:
     total = len(cases) * len(refs)
     done = 0
 
-    def progress(row: dict[str, Any]) -> None:
+    def progress(row: BenchRow) -> None:
         nonlocal done
         done += 1
+        model = row["model"] + (" (twin)" if row.get("twin") else "")
         if row["error"]:
-            what = f"{row['model']} {_test_name(row)}: error: {row['error']}"
+            what = f"{model} {_test_name(row)}: error: {row['error']}"
         else:
-            what = (
-                f"{row['model']} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
-            )
+            what = f"{model} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
     frame = bench(

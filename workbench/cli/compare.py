@@ -8,12 +8,13 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from workbench.backends.base import GenerationConfig
+from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig
 from workbench.cli import CliError
+from workbench.thinking import THINKING_SETTINGS
 
 _DEFAULT = GenerationConfig()
 """The defaults of every door (this command, ``wb.compare``, the panel) are the config's."""
@@ -26,13 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="send the same prompt to several models, side by side",
-        description="Send the same prompt to several models and show the answers side by "
-        "side with their speed figures. Every response is stored under data/runs.",
+        description="Send the same prompt (or a whole conversation) to several models and "
+        "show the answers side by side with their speed figures. Every response is stored "
+        "under data/runs.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-p", "--prompt", help="the prompt text")
     src.add_argument(
         "--prompts", metavar="FILE.jsonl", help="a prompt set (or a bundled set's name)"
+    )
+    src.add_argument(
+        "--messages",
+        metavar="FILE.json",
+        help="a conversation: a JSON list of {role, content} (system first, then user and "
+        "assistant turns ending with a user message), sent in order to each model",
     )
     p.add_argument(
         "-m",
@@ -47,31 +55,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     # from them and an error naming the field is shown with the flag (see _flag_names).
     p.add_argument("-s", "--system", dest="system_prompt", help="system prompt")
     p.add_argument(
+        "--thinking",
+        choices=THINKING_SETTINGS,
+        default="default",
+        help="thinking mode of models that have one: on, off, or the model's default "
+        "(default); the thinking is stored apart from the answer either way",
+    )
+    p.add_argument(
         "--max-tokens",
         dest="max_tokens",
         type=int,
         default=_DEFAULT.max_tokens,
         help=f"most tokens per answer (default {_DEFAULT.max_tokens})",
     )
+    model_default = "default: the model's recommended value, from its GGUF's general.sampling"
     p.add_argument(
         "--temperature",
         type=float,
         default=_DEFAULT.temperature,
-        help=f"sampling temperature; 0 = greedy (default {_DEFAULT.temperature})",
+        help=f"sampling temperature; 0 = greedy ({model_default}.temp, else "
+        f"{WORKBENCH_SAMPLING['temperature']})",
     )
     p.add_argument(
         "--top-p",
         dest="top_p",
         type=float,
         default=_DEFAULT.top_p,
-        help=f"nucleus sampling mass (default {_DEFAULT.top_p})",
+        help=f"nucleus sampling mass ({model_default}.top_p, else {WORKBENCH_SAMPLING['top_p']})",
     )
     p.add_argument(
         "--top-k",
         dest="top_k",
         type=int,
         default=_DEFAULT.top_k,
-        help=f"sample among the k likeliest tokens (default {_DEFAULT.top_k})",
+        help=f"sample among the k likeliest tokens ({model_default}.top_k, else "
+        f"{WORKBENCH_SAMPLING['top_k']})",
     )
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     p.add_argument("--reps", type=int, default=1, help="repetitions per prompt and model")
@@ -115,7 +133,7 @@ def _cell(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def _tg_cell(r: dict[str, Any]) -> str:
+def _tg_cell(r: Mapping[str, Any]) -> str:
     if r.get("gen_tps") is not None:
         return format(r["gen_tps"], ".1f")
     if r.get("gen_tps_wall") is not None:
@@ -123,7 +141,7 @@ def _tg_cell(r: dict[str, Any]) -> str:
     return "-"
 
 
-def prompt_label(r: dict[str, Any], width: int = 24) -> str:
+def prompt_label(r: Mapping[str, Any], width: int = 24) -> str:
     """A short name for a row's prompt: its id in a prompt set, else its opening words;
     the repetition when there are several."""
     label = str(r["prompt_id"]) if r.get("prompt_set") else " ".join(str(r["prompt"]).split())
@@ -132,14 +150,14 @@ def prompt_label(r: dict[str, Any], width: int = 24) -> str:
     return label
 
 
-def metrics_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
+def metrics_table(rows: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     """A plain-text table of the speed figures, one line per response (long model names
     wrap inside their column instead of being cut)."""
     width = width or shutil.get_terminal_size((120, 40)).columns
     reps = any(r.get("rep") for r in rows)
     labels = [prompt_label(r) + (f" #{r['rep'] + 1}" if reps else "") for r in rows]
     pw = max([len("prompt"), *map(len, labels)])
-    fixed = f" {'ttft s':>7} {'pp t/s':>8} {'tg t/s':>8} {'tokens':>6} {'finish':>11}"
+    fixed = f" {'ttft s':>7} {'ttfa s':>7} {'pp t/s':>8} {'tg t/s':>8} {'tokens':>6} {'finish':>11}"
     longest = max([len("model"), *(len(r["model"]) for r in rows)])
     mw = max(16, min(longest, width - len(fixed) - pw - 2))
     head = f"{'model':<{mw}}  {'prompt':<{pw}}{fixed}"
@@ -148,10 +166,15 @@ def metrics_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
         name = textwrap.wrap(r["model"], mw, break_on_hyphens=False) or [""]
         lines.append(
             f"{name[0]:<{mw}}  {label:<{pw}} {_cell(r['ttft_s'], '.3f'):>7} "
+            f"{_cell(r.get('ttfa_s'), '.3f'):>7} "
             f"{_cell(r['prompt_tps'], '.1f'):>8} {_tg_cell(r):>8} "
             f"{_cell(r['completion_tokens'], 'd'):>6} {r['finish_reason']:>11}"
         )
         lines.extend(f"{part:<{mw}}".rstrip() for part in name[1:])
+    lines.append(
+        "ttft: submit to the first token of any kind; ttfa: to the first token of the answer "
+        "(after any thinking)"
+    )
     if any(_tg_cell(r).endswith(WALL_MARK) for r in rows):
         lines.append(
             f"{WALL_MARK} tokens/s of wall time as the client saw it: the server reported no "
@@ -160,7 +183,7 @@ def metrics_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
+def side_by_side(rows: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     """Answers in columns, one per model."""
     width = width or shutil.get_terminal_size((120, 40)).columns
     n = max(len(rows), 1)
@@ -172,6 +195,13 @@ def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
             body = f"[error] {r['error']}"
         name = textwrap.wrap(r["model"], col, break_on_hyphens=False) or [""]
         wrapped: list[str] = [*name, "=" * min(col, max(map(len, name)))]
+        if r.get("prompt_mode") == "completion":
+            wrapped.append("(base model: text continued)")
+        if r.get("reasoning"):
+            count = r.get("reasoning_tokens")
+            wrapped.append(
+                f"[thinking: {count} tokens, not shown]" if count else "[thinking, not shown]"
+            )
         for para in body.splitlines() or [""]:
             wrapped.extend(textwrap.wrap(para, col) or [""])
         columns.append(wrapped)
@@ -182,7 +212,7 @@ def side_by_side(rows: list[dict[str, Any]], width: int | None = None) -> str:
     return "\n".join(out)
 
 
-def _summary(row: dict[str, Any]) -> str:
+def _summary(row: Mapping[str, Any]) -> str:
     tokens = row["completion_tokens"]
     secs = row["total_s"]
     what = f"{tokens} tokens" if tokens is not None else "no token count"
@@ -193,6 +223,7 @@ def _summary(row: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from workbench.backends.base import Prompt
+    from workbench.chat import load_messages
     from workbench.models.registry import default_models, resolve
     from workbench.prompts import load_prompts
     from workbench.runner import (
@@ -210,7 +241,17 @@ def run(args: argparse.Namespace) -> int:
     if args.n_ctx < 1:
         raise CliError("--ctx must be at least 1")
     flagged = _flag_names(args.config_flags)
-    prompts = check_prompts(load_prompts(args.prompts) if args.prompts else [Prompt(args.prompt)])
+    conversation = load_messages(args.messages) if args.messages else None
+    if conversation is not None:
+        if not conversation.pending:
+            raise CliError(f"{args.messages}: the conversation must end with a user message")
+        if args.reps != 1:
+            raise CliError("--reps: a conversation is sent once to each model")
+        prompts = []
+    elif args.prompts:
+        prompts = check_prompts(load_prompts(args.prompts))
+    else:
+        prompts = check_prompts([Prompt(args.prompt)])
     refs = [resolve(m) for m in args.models] if args.models else default_models()
     check = check_models(refs)
     for line in check.skipped:
@@ -219,9 +260,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"workbench compare: warning: {line}", file=sys.stderr)
     if not check.ready:
         return 2
-    config = GenerationConfig(**{k: getattr(args, k) for k in args.config_flags})
+    settings = {k: getattr(args, k) for k in args.config_flags}
+    settings["thinking"] = None if settings["thinking"] == "default" else settings["thinking"]
+    config = GenerationConfig(**settings)
     store = None if args.no_store else RunStore()
-    total = len(prompts) * args.reps * len(check.ready)
+    total = (len(prompts) * args.reps if conversation is None else 1) * len(check.ready)
     tty = sys.stderr.isatty()
     # On a terminal one answer per model streams under its name (the table follows);
     # more than that shows a progress bar. Elsewhere (a log, a pipe) each finished
@@ -239,14 +282,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(line, file=sys.stderr, flush=True)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[Mapping[str, Any]] = []
     with Runner(check.ready, config, store=store) as runner:
-        for ev in runner.stream(prompts, reps=args.reps):
+        events = (
+            runner.stream(prompts, reps=args.reps)
+            if conversation is None
+            else runner.conversation(conversation).stream()
+        )
+        for ev in events:
             if isinstance(ev, ResponseStarted) and live:
                 sys.stderr.write(f"── {ev.model} ──\n")
                 sys.stderr.flush()
             elif isinstance(ev, TokenChunk) and live:
-                sys.stderr.write(ev.text)
+                # Thinking streams dimmed, so the answer stands out as it arrives.
+                sys.stderr.write(f"\x1b[2m{ev.text}\x1b[0m" if ev.reasoning else ev.text)
                 sys.stderr.flush()
             elif isinstance(ev, ResponseFinished):
                 rows.append(ev.row)
@@ -268,12 +317,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, default=str, ensure_ascii=False))
         return 0
     shown = [{**r, "error": flagged(r["error"]) if r["error"] else None} for r in rows]
-    by_prompt: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by_prompt: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for r in shown:
         by_prompt.setdefault((r["prompt_id"], r["rep"]), []).append(r)
     for (pid, rep), group in by_prompt.items():
         title = " ".join(group[0]["prompt"].split())
         name = f"Prompt {pid}" if group[0]["prompt_set"] else "Prompt"
+        if group[0]["conversation_id"]:
+            name = f"Turn {group[0]['turn']} of {args.messages}"
         print(f"\n{name}" + (f" (rep {rep + 1})" if args.reps > 1 else "") + f": {title[:100]}")
         print(side_by_side(group))
     print()

@@ -77,13 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ctxs_for(n_ctx_train: int | None, asked: list[int] | None) -> list[int]:
-    if asked:
-        return asked
-    cap = n_ctx_train or max(DEFAULT_CTXS)
-    ctxs = [c for c in DEFAULT_CTXS if c <= cap]
-    if cap not in ctxs and cap < max(DEFAULT_CTXS):
-        ctxs.append(cap)
-    return ctxs
+    from workbench.models.memory import contexts_within
+
+    return asked or contexts_within(n_ctx_train, DEFAULT_CTXS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def model_rows() -> list[dict[str, Any]]:
     """One dict per model: the ``models --json`` objects."""
+    from workbench.chat import prompt_mode
     from workbench.gguf import GGUFError
     from workbench.models.registry import list_models
 
@@ -41,6 +43,7 @@ def model_rows() -> list[dict[str, Any]]:
             "n_ctx_train": None,
             "size_bytes": None,
             "chat_template": None,
+            "prompt_mode": "chat" if ref.is_endpoint else None,
             "source": ref.source,
             "served_model": ref.served_model,
             "error": None,
@@ -60,6 +63,7 @@ def model_rows() -> list[dict[str, Any]]:
                     n_ctx_train=info.n_ctx_train,
                     size_bytes=info.size_bytes,
                     chat_template=info.chat_template is not None,
+                    prompt_mode=prompt_mode(info.chat_template),
                 )
         rows.append(row)
     return rows
@@ -75,6 +79,23 @@ def _human(n: float | None, units: tuple[str, ...], step: float) -> str:
     return f"{n:.1f}{units[-1]}"
 
 
+CHAT_LEGEND = (
+    "CHAT: yes = the GGUF carries a chat template: prompts and conversations go through "
+    'it (rows say prompt_mode "chat"); base = no template, a pretrained base model: '
+    'the prompt is continued as plain text (prompt_mode "completion"); served = the '
+    "server applies its own template; - = unknown (the header could not be read)."
+)
+"""What the table's CHAT column means, printed under it."""
+
+
+def _chat_cell(r: dict[str, Any]) -> str:
+    if r["source"] == "endpoint":
+        return "served"
+    if r["chat_template"] is None:
+        return "-"
+    return "yes" if r["chat_template"] else "base"
+
+
 def format_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A fixed-width table with a header line; the last column is not padded."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
@@ -85,11 +106,12 @@ def format_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table: one line per model, the path (or error) last."""
+    """A fixed-width table: one line per model, the path (or error) last, then what the
+    CHAT column means."""
     cols = ("NAME", "SOURCE", "ARCH", "PARAMS", "QUANT", "CTX", "SIZE", "CHAT", "PATH / ERROR")
     lines = []
     for r in rows:
-        chat = "-" if r["chat_template"] is None else ("yes" if r["chat_template"] else "no")
+        chat = _chat_cell(r)
         tail = f"error: {r['error']}" if r["error"] else r["path"]
         if r["served_model"] and r["source"] == "endpoint":
             tail = f"{r['path']}#{r['served_model']}"
@@ -99,7 +121,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             str(r["n_ctx_train"]) if r["n_ctx_train"] else "-",
             _human(r["size_bytes"], ("B", "KiB", "MiB", "GiB", "TiB"), 1024.0), chat, tail,
         ))  # fmt: skip
-    return format_columns(cols, lines)
+    return "\n".join([format_columns(cols, lines), "", *textwrap.wrap(CHAT_LEGEND, 100)])
 
 
 def run(args: argparse.Namespace) -> int:

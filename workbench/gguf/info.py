@@ -15,6 +15,18 @@ TWIN_KEY = "workbench.twin"
 """Metadata key a synthetic twin carries (true): random weights, a real model's layout."""
 
 
+SAMPLING_KEYS: dict[str, str] = {
+    "temperature": "general.sampling.temp",
+    "top_p": "general.sampling.top_p",
+    "top_k": "general.sampling.top_k",
+    "min_p": "general.sampling.min_p",
+    "repeat_penalty": "general.sampling.penalty_repeat",
+}
+"""GenerationConfig field -> the GGUF key holding the model card's recommended value
+(``gguf.Keys.General.SAMPLING_*``, written by llama.cpp's converter from a repository's
+``generation_config.json``)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a user wants to know about a model file before loading it."""
@@ -41,6 +53,17 @@ class ModelInfo:
     def key(self, suffix: str) -> Any:
         """``metadata["{arch}.{suffix}"]`` or None."""
         return self.metadata.get(f"{self.arch}.{suffix}")
+
+    @property
+    def recommended_sampling(self) -> dict[str, float | int]:
+        """The model's recommended sampling values present in the file (see
+        :data:`SAMPLING_KEYS`), by GenerationConfig field; empty when it names none."""
+        out: dict[str, float | int] = {}
+        for field_name, key in SAMPLING_KEYS.items():
+            value = self.metadata.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[field_name] = value
+        return out
 
     @property
     def is_twin(self) -> bool:

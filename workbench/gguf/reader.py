@@ -46,7 +46,12 @@ SCALAR_FORMATS: dict[GGUFValueType, str] = {
     for vtype, np_type in GGUFReader.gguf_scalar_to_np.items()
 }
 """struct format of every fixed-size value type, from the ``gguf`` package's own
-value-type -> NumPy type mapping."""
+value-type -> NumPy type mapping (keys are IntEnum members: a plain int looks them up)."""
+_STRUCTS: dict[int, struct.Struct] = {int(k): struct.Struct(v) for k, v in SCALAR_FORMATS.items()}
+# Plain ints for the hot paths (every token string): enum attribute lookups cost time.
+_STRING, _ARRAY = int(GGUFValueType.STRING), int(GGUFValueType.ARRAY)
+_UINT32, _UINT64 = int(GGUFValueType.UINT32), int(GGUFValueType.UINT64)
+_U64 = _STRUCTS[_UINT64]
 
 # Arrays that are large and rarely needed; kept only as their length unless asked for.
 BULKY_KEYS = (
@@ -134,32 +139,32 @@ class _Reader:
             n -= k
 
     def scalar(self, vtype: int) -> Any:
-        fmt = SCALAR_FORMATS[GGUFValueType(vtype)]
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        st = _STRUCTS[vtype]  # a hot path (every token string): no enum conversion
+        return st.unpack(self.read(st.size))[0]
 
     def string(self) -> str:
-        n = self.scalar(GGUFValueType.UINT64)
+        (n,) = _U64.unpack(self.read(8))
         if n > 1 << 30:
             raise GGUFError(f"implausible string length {n} at byte {self.pos}")
         return self.read(n).decode("utf-8", errors="replace")
 
     def value(self, vtype: int, keep: bool) -> Any:
-        if vtype == GGUFValueType.STRING:
+        if vtype == _STRING:
             return self.string()
-        if vtype == GGUFValueType.ARRAY:
-            sub = self.scalar(GGUFValueType.UINT32)
-            n = self.scalar(GGUFValueType.UINT64)
-            if sub == GGUFValueType.STRING:
+        if vtype == _ARRAY:
+            sub = self.scalar(_UINT32)
+            n = self.scalar(_UINT64)
+            if sub == _STRING:
                 if keep:
                     return [self.string() for _ in range(n)]
                 for _ in range(n):
-                    self.skip(self.scalar(GGUFValueType.UINT64))
+                    self.skip(_U64.unpack(self.read(8))[0])
                 return n
-            if sub == GGUFValueType.ARRAY:
-                return [self.value(GGUFValueType.ARRAY, keep) for _ in range(n)]
+            if sub == _ARRAY:
+                return [self.value(_ARRAY, keep) for _ in range(n)]
             if sub not in SCALAR_FORMATS:
                 raise GGUFError(f"unknown array element type {sub} at byte {self.pos}")
-            fmt = SCALAR_FORMATS[GGUFValueType(sub)]
+            fmt = SCALAR_FORMATS[sub]
             size = struct.calcsize(fmt)
             if not keep:
                 self.skip(n * size)
@@ -250,7 +255,7 @@ class RawHeader:
 def _value_end(buf: bytes, pos: int, vtype: int) -> int:
     """Where the value of type ``vtype`` starting at ``pos`` ends."""
     if vtype in SCALAR_FORMATS:
-        return pos + struct.calcsize(SCALAR_FORMATS[GGUFValueType(vtype)])
+        return pos + _STRUCTS[vtype].size
     if vtype == GGUFValueType.STRING:
         (n,) = struct.unpack_from("<Q", buf, pos)
         return pos + 8 + n
@@ -258,7 +263,7 @@ def _value_end(buf: bytes, pos: int, vtype: int) -> int:
         sub, n = struct.unpack_from("<IQ", buf, pos)
         pos += 12
         if sub in SCALAR_FORMATS:
-            return pos + n * struct.calcsize(SCALAR_FORMATS[GGUFValueType(sub)])
+            return pos + n * _STRUCTS[sub].size
         for _ in range(n):
             pos = _value_end(buf, pos, sub)
         return pos

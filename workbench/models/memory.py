@@ -25,13 +25,14 @@ allocates when it creates a context:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelError
 from workbench.gguf import ModelInfo
 from workbench.gguf.kv_cache import is_quantized, kv_block
+from workbench.models.ref import ModelRef
 
 if TYPE_CHECKING:
     import polars as pl
@@ -408,8 +409,43 @@ def plan(
     )
 
 
-def plan_frame(infos: Iterable[ModelInfo], ctxs: Sequence[int], **kw: Any) -> pl.DataFrame:
+def contexts_within(n_ctx_train: int | None, ctxs: Sequence[int]) -> list[int]:
+    """The context lengths of ``ctxs`` a model was trained for: those up to its trained
+    context, plus the trained context itself when ``ctxs`` reach beyond it (all of them
+    when the header gives none). ``workbench memory`` and the notebooks use it alike."""
+    if not n_ctx_train:
+        return list(ctxs)
+    kept = [c for c in ctxs if c <= n_ctx_train]
+    if any(c > n_ctx_train for c in ctxs) and n_ctx_train not in kept:
+        kept.append(n_ctx_train)
+    return kept
+
+
+def _named(models: Iterable[ModelInfo | ModelRef]) -> Iterator[tuple[str, ModelInfo]]:
+    """(name, header) pairs: a ModelRef is named by its registry name, a ModelInfo by its
+    GGUF ``general.name``."""
+    for m in models:
+        if isinstance(m, ModelRef):
+            yield m.name, m.info()
+        else:
+            yield m.name, m
+
+
+def plan_frame(
+    models: Iterable[ModelInfo | ModelRef],
+    ctxs: Sequence[int],
+    *,
+    within_trained: bool = False,
+    **kw: Any,
+) -> pl.DataFrame:
     """One row per (model, ctx): :class:`MemoryPlan` fields plus total_bytes.
+
+    Args:
+        models: registry models (rows named by registry name) or GGUF headers.
+        ctxs: context lengths.
+        within_trained: plan each model only at the lengths it was trained for
+            (:func:`contexts_within`), as ``workbench memory`` does.
+        **kw: passed to :func:`plan` (kv_type, swa_full, flash_attn, ...).
 
     Models whose architecture the planner does not know are skipped; use :func:`plan`
     directly to see the error.
@@ -417,10 +453,11 @@ def plan_frame(infos: Iterable[ModelInfo], ctxs: Sequence[int], **kw: Any) -> pl
     import polars as pl
 
     rows = []
-    for info in infos:
-        for c in ctxs:
+    for name, info in _named(models):
+        lengths = contexts_within(info.n_ctx_train, ctxs) if within_trained else ctxs
+        for c in lengths:
             try:
-                rows.append(plan(info, c, **kw).as_row())
+                rows.append({**plan(info, c, **kw).as_row(), "model": name})
             except UnsupportedArch:
                 break
     return pl.DataFrame(rows)
@@ -470,25 +507,25 @@ def format_bytes(n: int | float) -> str:
 
 
 def context_table(
-    infos: Iterable[ModelInfo], budgets_gib: Sequence[float], **kw: Any
+    models: Iterable[ModelInfo | ModelRef], budgets_gib: Sequence[float], **kw: Any
 ) -> pl.DataFrame:
     """The largest context that fits each model in each budget: one row per (model, budget).
 
     Args:
-        infos: the models.
+        models: registry models (rows named by registry name) or GGUF headers.
         budgets_gib: memory budgets in GiB (weights + KV cache + recurrent state).
         **kw: passed to :func:`plan` (kv_type, swa_full, flash_attn, ...).
     """
     import polars as pl
 
     rows = []
-    for info in infos:
+    for name, info in _named(models):
         for gib in budgets_gib:
             try:
                 ctx = max_context(info, gib * 2**30, **kw)
             except (UnsupportedArch, ValueError):
                 ctx = None
-            rows.append({"model": info.name, "budget_gib": float(gib), "max_ctx": ctx})
+            rows.append({"model": name, "budget_gib": float(gib), "max_ctx": ctx})
     return pl.DataFrame(
         rows, schema={"model": pl.String, "budget_gib": pl.Float64, "max_ctx": pl.Int64}
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
+
+from workbench.plots.theme import template
+from workbench.stats import median_interval
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -40,11 +43,32 @@ def _label(row: dict[str, Any], varying: list[str]) -> str:
     return " ".join(parts)
 
 
-def tps_vs_depth(frame: pl.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Tokens/s against context depth: one panel per test (pp, tg), one line per model
-    (and per settings combination when a sweep varied them), error bars = sample sd.
+def _spread(g: pl.DataFrame, error: str) -> tuple[list[float], dict[str, Any]]:
+    """Points and error bars of one line: mean ± sd, or median and 95% interval."""
+    if error == "sd":
+        bars = {"type": "data", "array": g["tps_sd"].to_list(), "visible": True}
+        return g["tps_mean"].to_list(), bars
+    m = [median_interval(s) for s in g["samples_tps"].to_list()]
+    plus = [0.0 if math.isnan(x.high) else x.high - x.median for x in m]
+    minus = [0.0 if math.isnan(x.low) else x.median - x.low for x in m]
+    bars = {"type": "data", "array": plus, "arrayminus": minus, "visible": True}
+    return [x.median for x in m], bars
 
-    Error rows and rows without rates are left out.
+
+def tps_vs_depth(
+    frame: pl.DataFrame, *, title: str | None = None, error: Literal["sd", "interval"] = "sd"
+) -> go.Figure:
+    """Tokens/s against context depth: one panel per test (pp, tg), one line per model
+    (and per settings combination when a sweep varied them).
+
+    Args:
+        frame: bench rows; error rows and rows without rates are left out.
+        title: figure title.
+        error: "sd": points are llama-bench's mean rate, bars the sample sd (how much the
+            repetitions spread). "interval": points are the median rate, bars its
+            distribution-free 95% interval (:func:`workbench.stats.median_interval`;
+            none below 6 repetitions): where the bars of two depths overlap, the run
+            cannot tell those depths apart.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -69,11 +93,12 @@ def tps_vs_depth(frame: pl.DataFrame, *, title: str | None = None) -> go.Figure:
             label = _label(row, varying)
             color = colors.setdefault(label, palette[len(colors) % len(palette)])
             g = group.sort("depth")
+            y, bars = _spread(g, error)
             fig.add_trace(
                 go.Scatter(
                     x=g["depth"].to_list(),
-                    y=g["tps_mean"].to_list(),
-                    error_y={"type": "data", "array": g["tps_sd"].to_list(), "visible": True},
+                    y=y,
+                    error_y=bars,
                     mode="lines+markers",
                     name=label,
                     legendgroup=label,
@@ -87,7 +112,12 @@ def tps_vs_depth(frame: pl.DataFrame, *, title: str | None = None) -> go.Figure:
             shown.add(label)
         fig.update_xaxes(title_text="context depth (tokens)", row=1, col=col)
         fig.update_yaxes(title_text="tokens/s", rangemode="tozero", row=1, col=col)
-    fig.update_layout(title=title or "Speed against context depth", legend_title_text="model")
+    what = "mean ± sd" if error == "sd" else "median, 95% interval"
+    fig.update_layout(
+        title=title or f"Speed against context depth ({what})",
+        legend_title_text="model",
+        template=template(),
+    )
     return fig
 
 
@@ -131,6 +161,7 @@ def sweep_bars(frame: pl.DataFrame, *, test: str = "tg", depth: int | None = Non
         )
     where = f" @ d{depth}" if depth else ""
     fig.update_layout(
+        template=template(),
         title=f"{_TESTS.get(test, test)} ({test}){where} by settings",
         barmode="group",
         yaxis_title="tokens/s",
@@ -141,7 +172,7 @@ def sweep_bars(frame: pl.DataFrame, *, test: str = "tg", depth: int | None = Non
 
 
 def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Figure:
-    """Paired speed ratios (:func:`workbench.bench.speed_ratios`) as points with their 95%
+    """Paired speed ratios (:func:`workbench.speed.speed_ratios`) as points with their 95%
     intervals, one row per model and test, against a line at 1 (as fast as the
     baseline)."""
     import plotly.graph_objects as go
@@ -167,6 +198,7 @@ def ratio_figure(ratios: pl.DataFrame, *, baseline: str | None = None) -> go.Fig
     fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
     against = f" against {baseline}" if baseline else ""
     fig.update_layout(
+        template=template(),
         title=f"speed{against}, repetition by repetition (median, 95% interval)",
         xaxis_title="tokens/s ratio",
         legend_title_text="test",

@@ -1,15 +1,32 @@
-"""Memory vs context length, one line per model (frames from
-:func:`workbench.models.memory.plan_frame`)."""
+"""Memory vs context length, one line per model, and the same frames as tables in GiB
+(frames from :func:`workbench.models.memory.plan_frame` and ``context_table``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from workbench.plots.theme import template
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     import polars as pl
 
 _GIB = 1024**3
+
+
+def gib_table(frame: pl.DataFrame, *, decimals: int = 3) -> pl.DataFrame:
+    """``frame`` for reading: every ``*_bytes`` column becomes a ``*_gib`` column in GiB
+    (rounded to ``decimals``), in the same place; other columns are kept as they are."""
+    import polars as pl
+
+    return frame.select(
+        [
+            (pl.col(c) / _GIB).round(decimals).alias(c.removesuffix("_bytes") + "_gib")
+            if c.endswith("_bytes")
+            else pl.col(c)
+            for c in frame.columns
+        ]
+    )
 
 
 def memory_vs_context(
@@ -47,7 +64,7 @@ def memory_vs_context(
         xaxis_title="context length (tokens)",
         yaxis_title=f"{label} (GiB)",
         xaxis_type="log",
-        template="plotly_white",
+        template=template(),
     )
     return fig
 
@@ -70,6 +87,6 @@ def memory_breakdown(frame: pl.DataFrame, *, ctx: int) -> go.Figure:
         barmode="stack",
         title=f"Memory at {ctx} tokens",
         yaxis_title="GiB",
-        template="plotly_white",
+        template=template(),
     )
     return fig

@@ -9,6 +9,8 @@ from __future__ import annotations
 import polars as pl
 from plotly import graph_objects as go
 
+from workbench.plots.theme import template
+
 
 def ratings_figure(board: pl.DataFrame, *, title: str | None = None) -> go.Figure:
     """Ratings with 95% interval bars, best model on the left.
@@ -51,6 +53,7 @@ def ratings_figure(board: pl.DataFrame, *, title: str | None = None) -> go.Figur
             )
         )
     fig.update_layout(
+        template=template(),
         title=title or "Ratings (95% intervals)",
         xaxis_title="model",
         yaxis_title="rating (Elo scale)",
@@ -85,6 +88,7 @@ def win_rate_heatmap(matrix: pl.DataFrame, *, title: str | None = None) -> go.Fi
         )
     )
     fig.update_layout(
+        template=template(),
         title=title or "Win rate (row beats column, ties excluded)",
         xaxis_title="opponent",
         yaxis_title="model",
@@ -114,6 +118,7 @@ def rating_history_figure(history: pl.DataFrame, *, title: str | None = None) ->
             )
         )
     fig.update_layout(
+        template=template(),
         title=title or "Rating over time",
         xaxis_title="time" if use_time else "votes",
         yaxis_title="rating (Elo scale)",

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from workbench.plots.theme import template
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -72,7 +74,7 @@ def _empty(title: str, message: str) -> go.Figure:
     fig.update_layout(
         title=title,
         height=_HEIGHT,
-        template="plotly_white",
+        template=template(),
         xaxis={"visible": False},
         yaxis={"visible": False},
         annotations=[
@@ -127,7 +129,7 @@ def _per_model(runs: pl.DataFrame, metric: str, title: str) -> go.Figure:
     fig.update_layout(
         title=title,
         height=_HEIGHT,
-        template="plotly_white",
+        template=template(),
         showlegend=False,
         yaxis_title=_label(metric),
         margin={"l": 60, "r": 20, "t": 50, "b": 60},
@@ -180,7 +182,7 @@ def language_figure(runs: pl.DataFrame, metric: str = "gen_tps") -> go.Figure:
     fig.update_layout(
         title=title,
         height=_HEIGHT,
-        template="plotly_white",
+        template=template(),
         boxmode="group",
         xaxis_title="language",
         yaxis_title=_label(metric),

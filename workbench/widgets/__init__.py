@@ -13,7 +13,10 @@ from typing import Any
 _EXPORTS = {
     "ComparePanel": "workbench.widgets.compare",
     "HistoryView": "workbench.widgets.history",
+    "InlineApp": "workbench.widgets.embed",
+    "launch_inline": "workbench.widgets.embed",
     "filter_runs": "workbench.widgets.history",
+    "runs_table_html": "workbench.widgets.history",
 }
 
 __all__ = list(_EXPORTS)

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +32,8 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 
 import polars as pl
 
-from workbench.backends.base import GenerationConfig, Prompt
+from workbench.backends.base import GenerationConfig, Prompt, resolve_sampling
+from workbench.host import idle_release_s
 from workbench.models.registry import ModelRef, list_models, resolve
 from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
 from workbench.store import RunStore, rows_to_frame
@@ -42,7 +43,8 @@ __all__ = ["ComparePanel", "ModelColumn", "close_tree", "figure_bundle"]
 _TEXT_STYLE = (
     "white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,"
     "monospace);font-size:12px;line-height:1.45;min-height:6em;max-height:28em;"
-    "overflow-y:auto;border:1px solid #ddd;border-radius:4px;padding:6px;margin:0"
+    "overflow-y:auto;border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;"
+    "padding:6px;margin:0"
 )
 
 
@@ -76,13 +78,11 @@ def _fmt(v: float | int | None, spec: str, unit: str = "") -> str:
     return "–" if v is None else f"{format(v, spec)}{unit}"
 
 
-def _metrics_html(ttft: float | None, tps: float | None, tokens: int | None, note: str) -> str:
-    cells = [
-        ("TTFT", _fmt(ttft, ".2f", " s")),
-        ("tokens/s", _fmt(tps, ".1f")),
-        ("tokens", _fmt(tokens, "d")),
-    ]
-    body = " · ".join(f"<b>{k}</b> {v}" for k, v in cells)
+def _metrics_html(ttft: str, tps: str, tokens: str, note: str) -> str:
+    cells = [("TTFT", "ttft", ttft), ("tokens/s", "tps", tps), ("tokens", "tokens", tokens)]
+    body = " · ".join(
+        f"<b>{k}</b> <span class='wb-{cls}'>{html.escape(v)}</span>" for k, cls, v in cells
+    )
     extra = f" <span style='color:#888'>({html.escape(note)})</span>" if note else ""
     return f"<div class='wb-metrics' style='font-size:12px'>{body}{extra}</div>"
 
@@ -92,6 +92,12 @@ class ModelColumn:
 
     Tokens are appended to ``text`` as they arrive; the widgets are redrawn at most every
     ``1 / max_redraws_per_s`` seconds (and once more when the response ends).
+
+    Time to first token is shown only once the engine has measured it: the wait before
+    the first token includes loading the model when it is not warm, so a live figure
+    would change when the final one arrives. Until then the TTFT cell says ``loading``
+    (the model is being loaded), ``waiting`` (a warm model reads the prompt) or ``…``
+    (streaming). tokens/s is a live wall-clock estimate until the final figure replaces it.
     """
 
     def __init__(self, name: str, max_redraws_per_s: float = 20.0) -> None:
@@ -99,7 +105,7 @@ class ModelColumn:
         self.interval = 1.0 / max_redraws_per_s
         self.header = widgets.HTML(f"<b>{html.escape(name)}</b>")
         self.body = widgets.HTML(self._body_html("", "waiting"))
-        self.metrics = widgets.HTML(_metrics_html(None, None, None, ""))
+        self.metrics = widgets.HTML(_metrics_html("–", "–", "–", "queued"))
         self.box = widgets.VBox(
             [self.header, self.body, self.metrics],
             layout=widgets.Layout(flex="1 1 0", min_width="220px", margin="0 6px 0 0"),
@@ -108,13 +114,16 @@ class ModelColumn:
         self.body.add_class("wb-column-body")
         self.text = ""
         self.state = "waiting"
-        """waiting, loading, streaming, stop, length, cancelled, error or skipped."""
+        """waiting (queued behind other models), loading (the model loads, or reads the
+        prompt when ``cold`` is False), streaming, then the finish reason (stop, length,
+        cancelled, error, ...) or skipped."""
+        self.cold = True
+        """Whether the model had to be loaded for this response (set by ``start``)."""
         self.error: str | None = None
-        self.row: dict[str, Any] | None = None
+        self.row: Mapping[str, Any] | None = None
         self.chunks = 0
         self.redraws = 0
         """How many times the column's widgets were redrawn (the throttle keeps it low)."""
-        self._t_start: float | None = None
         self._t_first: float | None = None
         self._t_last: float | None = None
         self._last_draw = 0.0
@@ -128,17 +137,22 @@ class ModelColumn:
                 f"{shown}<span style='color:#c0392b'>⚠ {html.escape(error)}</span></pre>"
             )
         if not text:
-            placeholder = {"loading": "loading model…", "skipped": "not run (stopped)"}
+            placeholder = {
+                "waiting": "queued: runs after the models before it",
+                "loading": "loading model…",
+                "prompt": "reading the prompt…",
+                "skipped": "not run (stopped)",
+            }
             msg = placeholder.get(state, "")
             return (
                 f"<pre class='wb-text wb-placeholder' style='{_TEXT_STYLE};color:#888'>{msg}</pre>"
             )
         return f"<pre class='wb-text' style='{_TEXT_STYLE}'>{html.escape(text)}</pre>"
 
-    def start(self) -> None:
-        """The model was submitted the prompt (loading it first if needed)."""
+    def start(self, *, cold: bool = True) -> None:
+        """The model was submitted the prompt; ``cold``: it must be loaded first."""
         self.state = "loading"
-        self._t_start = time.perf_counter()
+        self.cold = cold
         self._draw()
 
     def add(self, text: str) -> None:
@@ -172,26 +186,40 @@ class ModelColumn:
         self.state = "skipped"
         self._draw()
 
-    def _live_figures(self) -> tuple[float | None, float | None, int | None, str]:
+    def _live_figures(self) -> tuple[str, str, str, str]:
         if self.row is not None:
             r = self.row
             tps = r.get("gen_tps") or r.get("gen_tps_wall")
             note = r["finish_reason"]
             if r.get("load_s"):
                 note += f", loaded in {r['load_s']:.1f} s"
-            return r.get("ttft_s"), tps, r.get("completion_tokens"), note
-        ttft = tps = None
-        if self._t_first is not None and self._t_start is not None:
-            ttft = self._t_first - self._t_start
-            if self._t_last is not None and self._t_last > self._t_first and self.chunks > 1:
-                tps = (self.chunks - 1) / (self._t_last - self._t_first)
-        note = {"loading": "loading / prompt", "streaming": "live", "skipped": "not run"}
-        return ttft, tps, self.chunks or None, note.get(self.state, "")
+            return (
+                _fmt(r.get("ttft_s"), ".2f", " s"),
+                _fmt(tps, ".1f"),
+                _fmt(r.get("completion_tokens"), "d"),
+                note,
+            )
+        tps = None
+        if (
+            self._t_first is not None
+            and self._t_last is not None
+            and self._t_last > self._t_first
+            and self.chunks > 1
+        ):
+            tps = (self.chunks - 1) / (self._t_last - self._t_first)
+        ttft = {
+            "waiting": "–",
+            "loading": "loading" if self.cold else "waiting",
+            "streaming": "…",
+        }.get(self.state, "–")
+        note = {"waiting": "queued", "streaming": "live", "skipped": "not run"}
+        return ttft, _fmt(tps, ".1f"), _fmt(self.chunks or None, "d"), note.get(self.state, "")
 
     def _draw(self, now: float | None = None) -> None:
         self._last_draw = now if now is not None else time.perf_counter()
         self.redraws += 1
-        self.body.value = self._body_html(self.text, self.state, self.error)
+        shown = "prompt" if self.state == "loading" and not self.cold else self.state
+        self.body.value = self._body_html(self.text, shown, self.error)
         self.metrics.value = _metrics_html(*self._live_figures())
 
 
@@ -211,6 +239,10 @@ class ComparePanel(widgets.VBox):
         config: initial sampling settings; load settings (n_ctx, threads, ...) come from
             it unchanged.
         max_redraws_per_s: the per-column redraw limit while tokens stream.
+        release_after_s: close the loaded models once the panel has been idle this long
+            (seconds), so an idle notebook gives its memory back; the next run loads them
+            again. Default: ``host.idle_release_s()`` ($WORKBENCH_IDLE_MINUTES, 10
+            minutes); 0 keeps them loaded until the panel is closed.
     """
 
     def __init__(
@@ -220,7 +252,10 @@ class ComparePanel(widgets.VBox):
         config: GenerationConfig | None = None,
         *,
         max_redraws_per_s: float = 20.0,
+        release_after_s: float | None = None,
     ) -> None:
+        self.release_after_s = idle_release_s() if release_after_s is None else release_after_s
+        """Idle seconds after which the loaded models are closed (None or 0: never)."""
         self.store = store if store is not None else RunStore()
         self.base_config = config or GenerationConfig()
         self.max_redraws_per_s = max_redraws_per_s
@@ -247,8 +282,9 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="auto", min_width="260px"),
         )
         self.model_select.add_class("wb-models")
+        sampling = resolve_sampling(cfg)  # the panel's controls always hold a value
         self.temperature = widgets.BoundedFloatText(
-            value=cfg.temperature,
+            value=sampling.temperature,
             min=0.0,
             max=2.0,
             step=0.05,
@@ -256,7 +292,7 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="215px"),
         )
         self.top_p = widgets.BoundedFloatText(
-            value=cfg.top_p,
+            value=sampling.top_p,
             min=0.0,
             max=1.0,
             step=0.01,
@@ -304,7 +340,7 @@ class ComparePanel(widgets.VBox):
         self.figures_box.add_class("wb-figures")
 
         self.columns: dict[str, ModelColumn] = {}
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Mapping[str, Any]] = []
         """Result rows of every response this panel produced (also in the store)."""
         self.figures: dict[str, Any] = {}
         """The latest Plotly figures (ttft, speed, length), built from ``rows``."""
@@ -315,6 +351,9 @@ class ComparePanel(widgets.VBox):
         self._cancel = threading.Event()
         self._run_lock = threading.Lock()
         self._active = False
+        self._idle_timer: threading.Timer | None = None
+        self.released = 0
+        """How many times idle models were released."""
 
         self.run_button.on_click(self._on_run)
         self.stop_button.on_click(self._on_stop)
@@ -393,6 +432,7 @@ class ComparePanel(widgets.VBox):
             if not names:
                 self._set_status("Select at least one model.", error=True)
                 return False
+            self._cancel_idle_timer()
             self.last_error = None
             self._cancel = threading.Event()
             self.columns = {n: ModelColumn(n, self.max_redraws_per_s) for n in names}
@@ -432,6 +472,8 @@ class ComparePanel(widgets.VBox):
         """Stop any run, release the loaded models and close the widgets."""
         self.stop()
         self.wait(30)
+        with self._run_lock:
+            self._cancel_idle_timer()
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -448,7 +490,7 @@ class ComparePanel(widgets.VBox):
         self.stop()
 
     def _set_status(self, message: str, *, error: bool = False) -> None:
-        color = "#c0392b" if error else "#555"
+        color = "var(--jp-error-color1,#c0392b)" if error else "var(--jp-ui-font-color2,#555)"
         self.status.value = (
             f"<span style='color:{color};margin-left:8px'>{html.escape(message)}</span>"
         )
@@ -473,7 +515,7 @@ class ComparePanel(widgets.VBox):
                 if isinstance(ev, TokenChunk):
                     col.add(ev.text)
                 elif isinstance(ev, ResponseStarted):
-                    col.start()
+                    col.start(cold=not runner.is_loaded(ev.model))
                 elif isinstance(ev, ResponseFinished):
                     col.finish(ev)
                     self.rows.append(ev.row)
@@ -498,6 +540,56 @@ class ComparePanel(widgets.VBox):
         with self._run_lock:
             self._report(elapsed, cancelled, failed)
             self._active = False
+            self._start_idle_timer()
+
+    # ------------------------------------------------------------------ idle models
+
+    @property
+    def models_loaded(self) -> list[str]:
+        """Models this panel keeps loaded (warm) right now."""
+        runner = self._runner
+        return [] if runner is None else [n for n in runner.model_names if runner.is_loaded(n)]
+
+    def release_models(self) -> bool:
+        """Close the loaded models now (the next run loads them again); False while a run
+        is in progress or when none is loaded."""
+        with self._run_lock:
+            return self._release_locked()
+
+    def _release_locked(self) -> bool:
+        if self._active or self.running or not self.models_loaded:
+            return False
+        assert self._runner is not None
+        self._runner.close()
+        self.released += 1
+        return True
+
+    def _on_idle(self, timer: threading.Timer) -> None:
+        with self._run_lock:
+            if timer is not self._idle_timer:  # a run started (or the panel closed) since
+                return
+            self._idle_timer = None
+            if self._release_locked():
+                minutes = (self.release_after_s or 0) / 60
+                self._set_status(
+                    f"Idle for {minutes:g} min: models released to free memory"
+                    " (the next run loads them again)."
+                )
+
+    def _start_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        if not self.release_after_s or self.release_after_s <= 0:
+            return
+        timer = threading.Timer(self.release_after_s, lambda: self._on_idle(timer))
+        timer.daemon = True
+        timer.name = "workbench-idle"
+        self._idle_timer = timer
+        timer.start()
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def _report(self, elapsed: float, cancelled: bool, failed: list[str]) -> None:
         if self.last_error:

@@ -1,12 +1,16 @@
 """HistoryView: stored responses as a table, filtered, with their figures.
 
 Filters (model, prompt set, category, language) are dropdowns; the filtered Polars frame
-is kept in ``view.frame`` and shown as a table, and the figures of
-:mod:`workbench.plots.runs` are drawn from it.
+is kept in ``view.frame`` and shown as a readable table (:func:`runs_table_html`: numbers
+formatted with their units, long text wrapped, empty cells for missing values), and the
+figures of :mod:`workbench.plots.runs` are drawn from it.
 """
 
 from __future__ import annotations
 
+import html
+import math
+from datetime import datetime
 from typing import Any
 
 try:
@@ -21,7 +25,7 @@ import polars as pl
 from workbench.store import RunStore
 from workbench.widgets.compare import close_tree, figure_bundle
 
-__all__ = ["FILTERS", "TABLE_COLUMNS", "HistoryView", "filter_runs"]
+__all__ = ["FILTERS", "TABLE_COLUMNS", "HistoryView", "filter_runs", "runs_table_html"]
 
 FILTERS = ("model", "prompt_set", "category", "language")
 """Columns the history can be filtered on."""
@@ -42,6 +46,64 @@ TABLE_COLUMNS = (
     "error",
 )
 """Columns the table shows (the frame in ``view.frame`` has them all)."""
+
+_HEADERS = {
+    "created_at": "time (UTC)",
+    "prompt_set": "prompt set",
+    "prompt_id": "prompt id",
+    "finish_reason": "finish",
+    "ttft_s": "TTFT (s)",
+    "gen_tps": "tokens/s",
+    "completion_tokens": "tokens",
+}
+_NUMBER_FORMATS = {"ttft_s": ".2f", "gen_tps": ".1f", "completion_tokens": "d"}
+_TEXT_COLUMNS = {"prompt": 160, "response": 400, "error": 240}
+"""Long-text columns and how many characters of each a cell shows (the rest on hover)."""
+_CELL = "padding:3px 8px;border-bottom:1px solid var(--jp-border-color2,#e0e0e0);"
+_TEXT_CELL = "white-space:pre-wrap;word-break:break-word;min-width:16ch;max-width:48ch;"
+
+
+def _cell(col: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"<td style='{_CELL}'></td>"
+    if col in _NUMBER_FORMATS:
+        return (
+            f"<td style='{_CELL}text-align:right;font-variant-numeric:tabular-nums'>"
+            f"{format(value, _NUMBER_FORMATS[col])}</td>"
+        )
+    if isinstance(value, datetime):
+        return f"<td style='{_CELL}white-space:nowrap'>{value:%Y-%m-%d %H:%M:%S}</td>"
+    text = str(value)
+    limit = _TEXT_COLUMNS.get(col)
+    if limit is None:
+        return f"<td style='{_CELL}white-space:nowrap'>{html.escape(text)}</td>"
+    shown = text if len(text) <= limit else text[:limit].rstrip() + "…"
+    title = f" title='{html.escape(text, quote=True)}'" if shown != text else ""
+    color = "color:var(--jp-error-color1,#c0392b);" if col == "error" else ""
+    return f"<td style='{_CELL}{_TEXT_CELL}{color}'{title}>{html.escape(shown)}</td>"
+
+
+def runs_table_html(frame: pl.DataFrame, columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
+    """Stored responses as an HTML table a person reads: numbers with fixed decimals
+    under headers that carry the unit, times without time zone noise, long texts wrapped
+    and shortened (the full text on hover), missing values as empty cells. Every value
+    is HTML-escaped."""
+    cols = [c for c in columns if c in frame.columns]
+    head = "".join(
+        f"<th style='{_CELL}text-align:left;position:sticky;top:0;"
+        f"background:var(--jp-layout-color1,#fff)'>{html.escape(_HEADERS.get(c, c))}</th>"
+        for c in cols
+    )
+    body = "".join(
+        "<tr style='vertical-align:top'>" + "".join(_cell(c, row[c]) for c in cols) + "</tr>"
+        for row in frame.select(cols).iter_rows(named=True)
+    )
+    return (
+        "<table class='wb-runs-table' style='border-collapse:collapse;font-size:12px;"
+        f"color:var(--jp-ui-font-color1,inherit)'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
 
 _ALL = "(all)"
 _NONE = "(none)"
@@ -147,14 +209,13 @@ class HistoryView(widgets.VBox):
         self.frame = filter_runs(self.runs, **self.selection())
         n, total = self.frame.height, self.runs.height
         self.summary.value = (
-            f"<span style='color:#555'>{n} of {total} stored responses"
+            f"<span style='color:var(--jp-ui-font-color2,#555)'>{n} of {total} stored responses"
             f"{f'; the newest {self.table_rows} shown' if n > self.table_rows else ''}</span>"
         )
         shown = self.frame.sort("created_at", descending=True).head(self.table_rows)
-        shown = shown.select([c for c in TABLE_COLUMNS if c in shown.columns])
-        with pl.Config(tbl_rows=self.table_rows, fmt_str_lengths=60, tbl_cols=len(TABLE_COLUMNS)):
-            table_html = shown._repr_html_()
-        self.table.value = f"<div style='max-height:28em;overflow:auto'>{table_html}</div>"
+        self.table.value = (
+            f"<div style='max-height:28em;overflow:auto'>{runs_table_html(shown)}</div>"
+        )
         self.figures = run_figures(self.frame)
         for key, out in self.figure_outputs.items():
             out.outputs = (figure_bundle(self.figures[key]),)

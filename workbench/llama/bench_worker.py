@@ -1,4 +1,6 @@
-"""The child side of :mod:`workbench.bench`: one spawned process benchmarks its models.
+"""The bench worker: one child process benchmarks its models (child side of
+:mod:`workbench.speed`). Started as ``python -m workbench.llama.bench_worker FD`` (see
+:mod:`workbench.llama.process`).
 
 The measurement follows llama-bench (``tools/llama-bench/llama-bench.cpp``) step by step:
 
@@ -18,10 +20,12 @@ ggml thread pool, which llama-cpp-python does not expose, so every graph runs on
 default (per-compute) pool, exactly as it does for workbench's own generation.
 
 A job normally holds one model. An interleaved job (``bench(..., interleave=True)``)
-holds several, loaded together, whose repetitions take turns (see :func:`main`).
+holds several, loaded together, whose repetitions take turns (see :func:`run_job`).
 
-Messages to the parent (plain tuples on a pipe):
+Messages (plain tuples on the pipe):
 
+- ``("ready", info)`` to the parent once llama_cpp is imported;
+- ``("job", job)`` from the parent: the models, cases, repetitions, warm-up;
 - ``("start", case)`` before test ``case`` is set up (so an abort can be attributed);
 - ``("result", model, case, figures)`` with ``samples_ns`` and what llama.cpp used;
 - ``("fail", model, case, message)`` for a test that failed without killing the process;
@@ -33,32 +37,14 @@ from __future__ import annotations
 import ctypes
 import os
 import random
-import re
-import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-_FA_AUTO = re.compile(r"Flash Attention (enabled|not supported)")
-_FA_FORCED = re.compile(r"enabling flash_attn since")
-_ERROR_LINE = re.compile(r"error|failed|invalid", re.IGNORECASE)
-
-
-def _redirect_stderr(log_path: str) -> None:
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-
-
-def _log_since(log_path: str, offset: int) -> str:
-    sys.stderr.flush()
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+from workbench.errors import one_line
+from workbench.llama.log import failure_cause, flash_attn_used
+from workbench.llama.params import context_params
+from workbench.llama.process import ChildLog, child_connection
 
 
 class _Runner:
@@ -109,38 +95,21 @@ class _Runner:
 
 
 def _context_params(lc: Any, case: dict[str, Any]) -> Any:
-    cp = lc.llama_context_default_params()
-    cp.n_ctx = case["n_prompt"] + case["n_gen"] + case["depth"]
-    cp.n_batch = case["n_batch"]
-    cp.n_ubatch = case["n_ubatch"]
-    cp.type_k = case["type_k_id"]
-    cp.type_v = case["type_v_id"]
-    fa = case["flash_attn"]
-    cp.flash_attn_type = (
-        lc.LLAMA_FLASH_ATTN_TYPE_AUTO
-        if fa is None
-        else lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
-        if fa
-        else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    return context_params(
+        lc,
+        n_ctx=case["n_prompt"] + case["n_gen"] + case["depth"],
+        n_batch=case["n_batch"],
+        n_ubatch=case["n_ubatch"],
+        n_threads=case["n_threads"],
+        flash_attn=case["flash_attn"],
+        type_k=case["type_k_id"],
+        type_v=case["type_v_id"],
     )
-    cp.swa_full = False
-    cp.n_threads = case["n_threads"]
-    cp.n_threads_batch = case["n_threads"]
-    return cp
 
 
 def _load_error(log: str) -> str:
-    lines = [ln.strip() for ln in log.splitlines() if _ERROR_LINE.search(ln)]
-    return f"cannot load the model: {lines[0]}" if lines else "cannot load the model"
-
-
-def _flash_used(requested: bool | None, log: str) -> bool | None:
-    if _FA_FORCED.search(log):
-        return True
-    hits = _FA_AUTO.findall(log)
-    if hits:
-        return hits[-1] == "enabled"
-    return requested
+    cause = failure_cause(log)
+    return f"cannot load the model: {cause}" if cause else "cannot load the model"
 
 
 class _Model:
@@ -154,7 +123,7 @@ class _Model:
         # the cache after the depth fill, per (depth, K type, V type, GPU layers)
         self.depth_state: dict[tuple[object, ...], ctypes.Array[ctypes.c_uint8]] = {}
 
-    def ensure_loaded(self, lc: Any, ngl: int, log_path: str) -> _Runner:
+    def ensure_loaded(self, lc: Any, ngl: int, log: ChildLog) -> _Runner:
         """The loaded model for ``ngl`` GPU layers (same parameters -> same loaded model,
         as llama-bench keeps it)."""
         if self.handle is not None and self.ngl == ngl and self.runner is not None:
@@ -162,10 +131,10 @@ class _Model:
         self.free(lc)
         mp = lc.llama_model_default_params()
         mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
-        offset = os.path.getsize(log_path)
+        offset = log.size()
         handle = lc.llama_model_load_from_file(self.path.encode("utf-8"), mp)
         if not handle:
-            raise RuntimeError(_load_error(_log_since(log_path, offset)))
+            raise RuntimeError(_load_error(log.since(offset)))
         self.handle, self.ngl = handle, ngl
         self.runner = _Runner(lc, handle)
         return self.runner
@@ -181,19 +150,18 @@ class _Test:
     """One test of one model: its context (warmed up) and its timed repetitions."""
 
     def __init__(
-        self, lc: Any, model: _Model, case: dict[str, Any], job: dict[str, Any], log_path: str
+        self, lc: Any, model: _Model, case: dict[str, Any], job: dict[str, Any], log: ChildLog
     ) -> None:
         assert model.runner is not None, "load the model first"
         runner = model.runner
         self.lc, self.model, self.runner, self.case = lc, model, runner, case
-        offset = os.path.getsize(log_path)
+        offset = log.size()
         self.ctx = lc.llama_init_from_model(model.handle, _context_params(lc, case))
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context with these settings")
         self.samples: list[int] = []
         try:
-            log = _log_since(log_path, offset)
-            self.flash_used = _flash_used(case["flash_attn"], log)
+            self.flash_used = flash_attn_used(log.since(offset), case["flash_attn"])
             self.mem = lc.llama_get_memory(self.ctx)
             lc.llama_memory_clear(self.mem, False)
             nb, nt = case["n_batch"], case["n_threads"]
@@ -245,13 +213,8 @@ class _Test:
             self.ctx = None
 
 
-def _message(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
-    """Child entry point: benchmark every model of ``job["paths"]`` on every case of
-    ``job["cases"]``.
+def run_job(conn: Connection, lc: Any, job: dict[str, Any], log: ChildLog) -> None:
+    """Benchmark every model of ``job["paths"]`` on every case of ``job["cases"]``.
 
     With one model this is llama-bench's loop. With several, each test's repetitions
     take turns across the models (in ABBA order: forward on even repetitions, backward on
@@ -259,10 +222,6 @@ def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
     a shared host) fall on every model alike and repetition ``i`` of each model ran at
     nearly the same moment.
     """
-    _redirect_stderr(log_path)
-    import llama_cpp as lc
-
-    lc.llama_backend_init()
     models = [_Model(p) for p in job["paths"]]
     try:
         for ci, case in enumerate(job["cases"]):
@@ -270,17 +229,17 @@ def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
             tests: list[tuple[int, _Test]] = []
             for mi, model in enumerate(models):
                 try:
-                    model.ensure_loaded(lc, case["n_gpu_layers"], log_path)
-                    tests.append((mi, _Test(lc, model, case, job, log_path)))
+                    model.ensure_loaded(lc, case["n_gpu_layers"], log)
+                    tests.append((mi, _Test(lc, model, case, job, log)))
                 except Exception as e:
-                    conn.send(("fail", mi, ci, _message(e)))
+                    conn.send(("fail", mi, ci, one_line(e)))
             try:
                 for r in range(job["reps"]):
                     for mi, test in list(tests if r % 2 == 0 else reversed(tests)):
                         try:
                             test.rep()
                         except Exception as e:
-                            conn.send(("fail", mi, ci, _message(e)))
+                            conn.send(("fail", mi, ci, one_line(e)))
                             test.close()
                             tests.remove((mi, test))
                 for mi, test in tests:
@@ -292,3 +251,22 @@ def main(conn: Connection, log_path: str, job: dict[str, Any]) -> None:
         for model in models:
             model.free(lc)
     conn.send(("done",))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Worker entry point: say ready, run the one job the parent sends, exit."""
+    conn = child_connection(argv)
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    conn.send(("ready", {"pid": os.getpid()}))
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        return
+    if msg[0] == "job":
+        run_job(conn, llama_cpp, msg[1], ChildLog(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""workbench.bench: the llama-bench method, sweeps, crash isolation, the store."""
+"""workbench.speed: the llama-bench method, sweeps, crash isolation, the store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.bench import (
+from workbench.speed import (
     BENCH_SCHEMA,
     BenchError,
     BenchSettings,
@@ -34,6 +34,25 @@ def _smollm() -> Path:
 
 
 # --------------------------------------------------------------------------- pure parts
+
+
+def test_wb_bench_stays_the_function_whatever_is_imported() -> None:
+    """``wb.bench(...)`` once broke after the CLI or a plot imported the bench module:
+    Python binds an imported submodule onto its package, over the lazily exported
+    function of the same name."""
+    import importlib
+    import importlib.util
+
+    import workbench
+
+    before = workbench.bench
+    for module in ("workbench.speed", "workbench.cli.bench", "workbench.plots.bench"):
+        importlib.import_module(module)
+    assert workbench.bench is before and callable(before)
+    assert before is importlib.import_module("workbench.speed").bench
+    # No submodule may carry the name of an export (the bug, for any name).
+    clashes = [n for n in workbench.__all__ if importlib.util.find_spec(f"workbench.{n}")]
+    assert clashes == []
 
 
 def test_rate_stats_is_llama_bench_mean_and_sample_sd() -> None:
@@ -133,6 +152,7 @@ def test_interleave_refuses_models_that_do_not_fit_together(smollm: Path) -> Non
 # --------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.slow
 def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> None:
     smol = _smollm()
     # A real GGUF header with its tensor data cut off: llama.cpp refuses to load it.
@@ -160,6 +180,7 @@ def test_failing_model_becomes_an_error_row_and_others_run(tmp_path: Path) -> No
     assert good["samples_ns"].list.len().to_list() == [2, 2]
 
 
+@pytest.mark.slow
 def test_interleaved_run_pairs_repetitions_and_keeps_others_running(
     tmp_path: Path, gemma: Path, smollm: Path
 ) -> None:
@@ -203,6 +224,7 @@ def test_interleaved_run_pairs_repetitions_and_keeps_others_running(
         speed_ratios(frame, "missing")
 
 
+@pytest.mark.slow
 def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
     gemma: Path, smollm: Path
 ) -> None:
@@ -220,7 +242,7 @@ def test_a_dead_interleaved_process_leaves_each_model_to_finish_alone(
         for child in psutil.Process().children():
             try:  # only the worker this test started; older children may be zombies
                 if child.create_time() >= started and any(
-                    "spawn_main" in part for part in child.cmdline()
+                    "workbench.llama.bench_worker" in part for part in child.cmdline()
                 ):
                     child.kill()
                     killed.append(child.pid)
@@ -309,7 +331,7 @@ def test_bundled_models_are_reproducible() -> None:
 
 
 def _frame(rows: list[dict[str, object]]) -> pl.DataFrame:
-    from workbench.bench import rows_to_bench_frame
+    from workbench.speed import rows_to_bench_frame
 
     base = {
         "n_threads": 2,
