@@ -170,6 +170,7 @@ def test_leaderboard_view_filters_and_flags(tmp_path: Path) -> None:
     assert view.matrix.columns[0] == "model"
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_bad_input_over_http_is_one_line(
     tmp_path: Path, launched: list[object], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,6 +198,7 @@ def test_bad_input_over_http_is_one_line(
     assert api_call(url, "vote", "alice-secret-1", bid, "A", "ok")[0] == "complete"
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_uploads_are_refused(tmp_path: Path, launched: list[object]) -> None:
     import httpx
 
@@ -208,6 +210,7 @@ def test_uploads_are_refused(tmp_path: Path, launched: list[object]) -> None:
     assert httpx.post(f"{url}gradio_api/upload", files=small, timeout=60).status_code == 413
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_forwarded_for_does_not_escape_the_lockout(tmp_path: Path, launched: list[object]) -> None:
     """Twelve wrong tokens from loopback, each claiming another address: still locked out."""
     _, url = _serve(tmp_path, launched)
@@ -221,6 +224,7 @@ def test_forwarded_for_does_not_escape_the_lockout(tmp_path: Path, launched: lis
         assert kind == "error" and "too many unknown tokens" in str(text), (headers, text)
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_trusted_proxy_counts_clients_apart(tmp_path: Path, launched: list[object]) -> None:
     """Behind a proxy the study names, the lockout is per real client, and a demo token
     from a client elsewhere is refused."""
@@ -242,6 +246,7 @@ def test_trusted_proxy_counts_clients_apart(tmp_path: Path, launched: list[objec
     assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"  # from loopback
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_demo_tokens_refused_through_an_untrusted_proxy(
     tmp_path: Path, launched: list[object]
 ) -> None:
@@ -253,6 +258,7 @@ def test_demo_tokens_refused_through_an_untrusted_proxy(
     assert api_call(url, "new_battle", "demo-token", "")[0] == "complete"
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_share_with_demo_tokens_is_refused(tmp_path: Path) -> None:
     need_models()
     app = build_app(str(write_study(tmp_path, raters=[("demo", "demo-token", "rater")])))
@@ -262,6 +268,7 @@ def test_share_with_demo_tokens_is_refused(tmp_path: Path) -> None:
     app.arena.close()
 
 
+@pytest.mark.slow  # starts a Gradio server
 def test_a_vote_completes_while_generation_is_saturated(
     tmp_path: Path, launched: list[object]
 ) -> None:
