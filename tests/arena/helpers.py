@@ -9,12 +9,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from tests.helpers.servers import free_port as free_port  # re-exported for the arena tests
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.models.registry import GEMMA_NAME, SMOLLM_NAME, bundled_models
 from workbench.store import RunStore, rows_to_frame
@@ -126,22 +128,19 @@ def fake_runs(
 
 @pytest.fixture(scope="session")
 def real_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A RunStore root seeded by a real run of both bundled models over the test prompts."""
+    """A RunStore root seeded by a real run of both bundled models over the test prompts,
+    with the sampling settings of ``study_text`` (top_p and top_k left to each model's
+    default, as the study leaves them), so the study pools every row."""
     need_models()
     from workbench.runner import Runner
 
     root = tmp_path_factory.mktemp("pool")
     prompts = [Prompt(p["prompt"], p["id"], p["category"], p["language"]) for p in PROMPTS]
-    with Runner(list(BUNDLED), GEN, store=RunStore(root)) as runner:
+    config = replace(GEN, top_p=None, top_k=None)
+    with Runner(list(BUNDLED), config, store=RunStore(root)) as runner:
         frame = runner.run(prompts)
     assert frame["error"].null_count() == frame.height, frame["error"].to_list()
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120) -> None:

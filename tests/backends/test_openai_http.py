@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from tests.helpers.servers import free_port, start_llama_server
 from tests.helpers.sse_server import (
     ScriptedServer,
     chunk,
@@ -34,12 +34,6 @@ from workbench.backends.base import Done, Event, Failed, GenerationConfig, Promp
 from workbench.backends.openai_http import OpenAIBackend
 
 PROMPT = Prompt("Write a haiku about the sea.")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(backend: OpenAIBackend, config: GenerationConfig | None = None) -> list[Event]:
@@ -238,7 +232,7 @@ def test_check_models_warns_of_an_unlisted_name_and_skips_an_unreachable_server(
     from workbench.runner import check_models
 
     scripted.gets = {"/v1/models": {"object": "list", "data": [{"id": "real-model"}]}}
-    dead = f"http://127.0.0.1:{_free_port()}/v1#m"
+    dead = f"http://127.0.0.1:{free_port()}/v1#m"
     check = check_models([f"{scripted.base_url}#nope", f"{scripted.base_url}#real-model", dead])
     assert [r.served_model for r in check.ready] == ["nope", "real-model"]
     assert len(check.warnings) == 1
@@ -250,7 +244,7 @@ def test_timeouts_and_refused_connections(scripted: ScriptedServer) -> None:
     scripted.script = hang(3)
     err = _run(OpenAIBackend(scripted.base_url, "m", read_timeout_s=0.5))[-1]
     assert isinstance(err, Failed) and "0.5 s" in err.message
-    refused = _run(OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "m"))[-1]
+    refused = _run(OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", "m"))[-1]
     assert isinstance(refused, Failed) and "connection refused" in refused.message
 
 
@@ -279,46 +273,6 @@ def test_cancel_stops_a_stalled_stream(scripted: ScriptedServer) -> None:
 # --------------------------------------------------------------------------- llama_cpp.server
 
 
-def _start_server(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    pytest.importorskip("llama_cpp.server.app", reason="pip install 'llama-cpp-python[server]'")
-    from workbench.host import physical_cores
-
-    threads = str(physical_cores())
-    # The same settings the in-process backend uses by default: n_ctx 4096, physical
-    # cores, flash attention on (llama.cpp's "auto" turns it on for the CPU backend;
-    # llama_cpp.server defaults to off, and a different attention kernel changes the
-    # greedy answer). No chat_format: the server then uses the GGUF's own template.
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-        "--n_threads", threads, "--n_threads_batch", threads, "--flash_attn", "true",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                pass
-            if OpenAIBackend(f"http://127.0.0.1:{port}/v1", "x").served_models():
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    pytest.fail("llama_cpp.server did not start in 120 s")
-
-
-@pytest.fixture(scope="module")
-def served(smollm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    proc = _start_server(smollm, port, tmp_path_factory.mktemp("server") / "server.log")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_served_and_in_process_answers_are_identical(served: str, smollm: Path) -> None:
     from workbench.runner import Runner
@@ -331,7 +285,7 @@ def test_served_and_in_process_answers_are_identical(served: str, smollm: Path) 
     assert local["error"] is None and remote["error"] is None, (local["error"], remote["error"])
     assert len(local["response"]) > 20
     # Equal here because the server was started with the in-process load settings (see
-    # _start_server): the request itself carries only the sampler's.
+    # start_llama_server): the request itself carries only the sampler's.
     assert remote["response"] == local["response"]
     # llama-cpp-python's server reports no load settings: the row records none.
     assert local["n_ctx"] == 4096 and remote["n_ctx"] is None and remote["n_threads"] is None
@@ -361,8 +315,8 @@ def test_compare_cli_mixes_a_local_file_and_a_served_model(served: str, smollm: 
 def test_killing_the_server_mid_stream_is_an_error_row(smollm: Path, tmp_path: Path) -> None:
     from workbench.runner import ResponseFinished, Runner, TokenChunk
 
-    port = _free_port()
-    proc = _start_server(smollm, port, tmp_path / "server.log")
+    port = free_port()
+    proc = start_llama_server(smollm, port, tmp_path / "server.log")
     cfg = GenerationConfig(temperature=0, max_tokens=2000)
     long_prompt = Prompt("Count from 1 to 500, one number per line.")
     finished: list[ResponseFinished] = []

@@ -159,17 +159,6 @@ def test_compare_json_rows_split_both_forms(scripted: ScriptedServer, tmp_path: 
 # --------------------------------------------------------------------------- llama_cpp.server
 
 
-@pytest.fixture(scope="module")
-def served(smollm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.backends.test_openai_http import _free_port, _start_server
-
-    port = _free_port()
-    proc = _start_server(smollm, port, tmp_path_factory.mktemp("server") / "server.log")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_a_real_server_without_thinking_gives_the_answer_alone(served: str) -> None:
     from workbench.runner import Runner

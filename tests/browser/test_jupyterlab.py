@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,13 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "01_side_by_side.ipynb"
 TIMEOUT_MS = 600_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kernelspec(jupyter_path: Path) -> None:
@@ -95,7 +90,7 @@ def _jupyterlab(
     if hub_prefix:
         env["JUPYTERHUB_SERVICE_PREFIX"] = hub_prefix
     token = secrets.token_hex(16)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "jupyterlab.log").open("w")
     cmd = [
         sys.executable,

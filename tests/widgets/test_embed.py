@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers.servers import free_port
 
 gr = pytest.importorskip("gradio")
 
@@ -56,18 +57,12 @@ def test_without_a_hub_the_browser_loads_the_local_url(monkeypatch: pytest.Monke
         shown.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def jupyter_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A real Jupyter server under the base URL /user/visitor/ (as JupyterHub runs one),
     with jupyter-server-proxy; yields its origin and token."""
     pytest.importorskip("jupyter_server_proxy")
-    token, port = secrets.token_hex(8), _free_port()
+    token, port = secrets.token_hex(8), free_port()
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
