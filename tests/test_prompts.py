@@ -79,3 +79,45 @@ def test_the_demo_study_ships_with_its_prompts(elsewhere: Path) -> None:
     assert study.name == "demo"
     assert {p.prompt_set for p in study.prompts} == {"reasoning", "instruction_following"}
     assert study.votes_db == elsewhere / "votes" / "demo.sqlite"
+
+
+def test_prompt_set_images_are_relative_to_the_set(tmp_path: Path) -> None:
+    from tests.helpers.images import write_images
+
+    files = write_images(tmp_path / "pics")
+    f = tmp_path / "vision.jsonl"
+    rows = [
+        {"id": "v1", "category": "vision", "language": "en", "prompt": "What is it?",
+         "image": "pics/probe.png"},
+        {"id": "v2", "category": "vision", "language": "en", "prompt": "Which differ?",
+         "images": ["pics/probe.png", str(files["webp"])]},
+        {"id": "t1", "category": "text", "language": "en", "prompt": "Hello"},
+    ]  # fmt: skip
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    got = load_prompts(f)
+    assert [len(p.images) for p in got] == [1, 2, 0]
+    assert got[0].images[0].data == files["png"].read_bytes()
+    assert got[1].images[1].format == "webp"
+
+
+@pytest.mark.parametrize(
+    ("field", "says"),
+    [
+        ({"image": "pics/cut.png"}, "line 1: cut.png: a corrupt PNG image"),
+        ({"image": "pics/none.png"}, "line 1: "),
+        ({"images": "pics/probe.png"}, "`images` must be a list"),
+        ({"image": "a.png", "images": []}, "not both"),
+    ],
+)
+def test_prompt_set_bad_images_are_one_line(
+    tmp_path: Path, field: dict[str, object], says: str
+) -> None:
+    from tests.helpers.images import write_images
+
+    write_images(tmp_path / "pics")
+    f = tmp_path / "vision.jsonl"
+    row = {"id": "v1", "category": "vision", "language": "en", "prompt": "What?", **field}
+    f.write_text(json.dumps(row))
+    with pytest.raises(PromptSetError) as e:
+        load_prompts(f)
+    assert says in str(e.value) and "\n" not in str(e.value)

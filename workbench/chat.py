@@ -127,12 +127,25 @@ def conversation_prompt(
     )
 
 
-def request_messages(prompt: Prompt, system_prompt: str | None) -> list[dict[str, str]]:
+def user_content(prompt: Prompt) -> str | list[dict[str, Any]]:
+    """The last user message's content: the text, or, with images, OpenAI content parts
+    (the text part, then one ``image_url`` part per image: its unchanged bytes as a base64
+    ``data:`` URL), as servers and llama-cpp-python's multimodal chat handlers take them."""
+    if not prompt.images:
+        return prompt.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": prompt.text}]
+    parts += [{"type": "image_url", "image_url": {"url": im.data_url()}} for im in prompt.images]
+    return parts
+
+
+def request_messages(prompt: Prompt, system_prompt: str | None) -> list[dict[str, Any]]:
     """The messages one chat request sends: the system prompt, the turns before the
-    prompt, then the prompt as the last user message."""
-    out = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    prompt, then the prompt as the last user message (with its images, if any)."""
+    out: list[dict[str, Any]] = (
+        [{"role": "system", "content": system_prompt}] if system_prompt else []
+    )
     out += [m.as_dict() for m in prompt.history]
-    out.append({"role": "user", "content": prompt.text})
+    out.append({"role": "user", "content": user_content(prompt)})
     return out
 
 

@@ -1,4 +1,6 @@
-"""Prompt sets: JSON lines files with ``id``, ``category``, ``language``, ``prompt``.
+"""Prompt sets: JSON lines files with ``id``, ``category``, ``language``, ``prompt``, and
+optionally ``images``: a list of image files (PNG, JPEG, WebP; or ``image``, one file),
+relative to the set's own file, read and checked when the set is loaded.
 
 A bare name (``coding``) is looked up in the data directory's ``prompts/`` (your own
 sets, which win), then among the sets that ship inside the package
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from workbench.backends.base import Prompt
 from workbench.errors import InputError
+from workbench.images import Image, ImageError, load_images
 from workbench.paths import data_dir, package_data
 
 REQUIRED = ("id", "category", "language", "prompt")
@@ -70,8 +73,24 @@ def load_prompts(path: str | Path) -> list[Prompt]:
                 category=obj["category"],
                 language=obj["language"],
                 prompt_set=p.stem,
+                images=_images(obj, p, lineno),
             )
         )
     if not prompts:
         raise PromptSetError(f"{p.name}: no prompts")
     return prompts
+
+
+def _images(obj: dict[str, object], path: Path, lineno: int) -> tuple[Image, ...]:
+    """A prompt's ``images`` (or ``image``), read from beside the set's file."""
+    if "image" in obj and "images" in obj:
+        raise PromptSetError(f"{path.name} line {lineno}: give `image` or `images`, not both")
+    names = obj.get("images", [obj["image"]] if "image" in obj else [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise PromptSetError(
+            f"{path.name} line {lineno}: `images` must be a list of image file paths"
+        )
+    try:
+        return load_images(names, base=path.parent)
+    except ImageError as e:
+        raise PromptSetError(f"{path.name} line {lineno}: {e}") from None

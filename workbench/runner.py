@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -42,6 +43,7 @@ from workbench.chat import ParsedMessages, conversation_prompt, history_json, pa
 from workbench.errors import InputError, ModelError
 from workbench.gguf import GGUFError, ModelInfo
 from workbench.host import default_budget_bytes, host_info
+from workbench.images import Image, load_images
 from workbench.models.registry import ModelRef, default_models, file_sha256, resolve
 from workbench.prompts import load_prompts
 from workbench.schemas import RunRow
@@ -110,7 +112,7 @@ def backend_for(ref: ModelRef) -> Backend:
         return OpenAIBackend(
             ref.path, ref.served_model or ref.name, name=ref.name, api_key_env=ref.api_key_env
         )
-    return LlamaCppBackend(ref.path, name=ref.name)
+    return LlamaCppBackend(ref.path, name=ref.name, mmproj=ref.mmproj)
 
 
 @dataclass
@@ -219,6 +221,7 @@ class Runner:
         info = slot.info
         extra = comp.extra
         served = slot.ref.is_endpoint  # the server's own load settings, not ours
+        images = prompt.images
         return {
             "run_id": self.run_id,
             "row_id": uuid.uuid4().hex,
@@ -271,6 +274,12 @@ class Runner:
             "load_s": comp.load_s,
             "peak_rss_bytes": comp.peak_rss_bytes,
             "kv_cache_bytes": comp.kv_cache_bytes,
+            "image_sha256": ",".join(im.sha256 for im in images) if images else None,
+            "image_bytes": sum(im.size_bytes for im in images) if images else None,
+            "image_size": ",".join(im.size for im in images) if images else None,
+            "image_budget": cfg.image_tokens if images else None,
+            "image_tokens": comp.image_tokens,
+            "image_encode_s": comp.image_encode_s,
             "workbench_version": __version__,
             "llama_cpp_version": llama_cpp_version(),
             "host": json.dumps(host_info().as_dict()),
@@ -531,6 +540,7 @@ def compare(
     config: GenerationConfig | None = None,
     *,
     messages: Sequence[Mapping[str, Any] | Message] | None = None,
+    images: Sequence[str | Path | Image] = (),
     reps: int = 1,
     store: RunStore | bool = True,
     **settings: Any,
@@ -548,10 +558,20 @@ def compare(
             message first if any), sent in order to each model; each model answers its
             last user message (or ``prompt``). For follow-up turns, use
             :meth:`Runner.conversation`.
+        images: image files (PNG, JPEG, WebP) or :class:`~workbench.images.Image` objects
+            sent with every prompt, after the prompt's own (a prompt set's); all are
+            checked before any model runs. A text-only model answers with an error row.
         reps: repetitions per prompt and model (1 for a conversation).
         store: True (the default data directory), a RunStore, or False to keep nothing.
+
+    Raises:
+        InputError: no prompt, a bad setting, or an image that is unreadable, corrupt or
+            not PNG, JPEG or WebP (:class:`~workbench.images.ImageError`).
     """
     cfg = replace(config or GenerationConfig(), **settings)
+    extra_images = load_images(images)
+    if extra_images and messages is not None:
+        raise InputError("images go with a prompt, not with a conversation (messages)")
     parsed: ParsedMessages | None = None
     prompts: list[Prompt] = []
     if messages is not None:
@@ -574,6 +594,8 @@ def compare(
         raise InputError("no prompt: give a prompt or messages")
     else:
         prompts = check_prompts([prompt] if isinstance(prompt, str | Prompt) else list(prompt))
+        if extra_images:
+            prompts = [replace(p, images=(*p.images, *extra_images)) for p in prompts]
     check = check_models(models or default_models())
     for line in (*check.skipped, *check.warnings):
         warnings.warn(line, stacklevel=2)

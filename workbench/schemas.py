@@ -88,6 +88,12 @@ class RunRow(TypedDict):
     load_s: Annotated[float | None, pl.Float64()]  # model load into the running worker
     peak_rss_bytes: Annotated[int | None, pl.Int64()]
     kv_cache_bytes: Annotated[int | None, pl.Int64()]
+    image_sha256: Annotated[str | None, pl.String()]  # per image, comma-separated
+    image_bytes: Annotated[int | None, pl.Int64()]  # the images' file bytes, summed
+    image_size: Annotated[str | None, pl.String()]  # WIDTHxHEIGHT per image, comma-separated
+    image_budget: Annotated[int | None, pl.Int32()]  # the image_tokens setting asked for
+    image_tokens: Annotated[int | None, pl.Int32()]  # tokens the images took
+    image_encode_s: Annotated[float | None, pl.Float64()]  # projector time, apart from pp
     workbench_version: Annotated[str, pl.String()]
     llama_cpp_version: Annotated[str | None, pl.String()]
     host: Annotated[str, pl.String()]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from workbench import errors
+from workbench.images import Image
 
 FinishReason = Literal["stop", "length", "cancelled", "error", "interrupted"]
 """Why a response ended; "interrupted": the stream stopped before the engine said why
@@ -91,8 +92,16 @@ class GenerationConfig:
     """KV-cache type for K: f16, q8_0 or q4_0."""
     type_v: str = "f16"
     """KV-cache type for V: f16, q8_0 or q4_0 (quantized V needs flash attention)."""
+    image_tokens: int | None = None
+    """Tokens per image for vision models with a budget (Gemma 4: 70 to 1120): in process
+    the projector's image min/max tokens; None: the model's default. Servers set their
+    own budget at start (llama-server's ``--image-min-tokens``/``--image-max-tokens``)."""
 
     def __post_init__(self) -> None:
+        if self.image_tokens is not None and self.image_tokens < 1:
+            raise errors.InputError(
+                f"image_tokens must be at least 1 (or None: the model's), not {self.image_tokens}"
+            )
         if self.thinking not in (None, "on", "off"):
             raise errors.InputError(
                 f"thinking must be 'on', 'off' or None (the model's default), not {self.thinking!r}"
@@ -176,6 +185,8 @@ class Prompt:
     turn: int | None = None
     """Which user turn of its conversation ``text`` is, from 1 (None: one more than the
     user messages in ``history``; a model whose earlier turn failed has fewer)."""
+    images: tuple[Image, ...] = ()
+    """Images sent with ``text`` (checked by :mod:`workbench.images`), in order."""
 
     @property
     def turn_number(self) -> int:
@@ -238,6 +249,10 @@ class Completion:
     """Threads actually used."""
     flash_attn: bool | None = None
     """Whether flash attention was actually on (None = unknown)."""
+    image_tokens: int | None = None
+    """Tokens the prompt's images took in the context (None: no image, or not reported)."""
+    image_encode_s: float | None = None
+    """Time encoding the images (the projector), apart from prompt processing."""
     extra: dict[str, object] = field(default_factory=dict)
     """Backend-specific figures (server timings, ...)."""
 

@@ -62,6 +62,15 @@ def llama_cpp_version() -> str | None:
         return None
 
 
+def text_only_refusal(n_images: int) -> str:
+    """The row's error when a model without a projector is given images."""
+    what = "an image" if n_images == 1 else f"{n_images} images"
+    return (
+        f"a text-only model cannot take {what} (no projector mmproj-*.gguf beside the "
+        "file or named in workbench.toml)"
+    )
+
+
 @dataclass(frozen=True)
 class LoadTimes:
     """What making a model ready took (0 for a step that was not needed)."""
@@ -119,10 +128,19 @@ class LlamaCppBackend:
 
     kind = "llama-cpp"
 
-    def __init__(self, path: str | Path, name: str | None = None, *, validate: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        validate: bool = True,
+        mmproj: str | Path | None = None,
+    ):
         self.path = Path(path)
         self.name = name or self.path.stem
         self.validate = validate
+        self.mmproj = Path(mmproj) if mmproj is not None else None
+        """The projector (``mmproj-*.gguf``) that lets the model see images; None: text only."""
         self._worker = Worker("workbench.llama.gen_worker", name="worker")
         self._loaded: LoadParams | None = None
         self._load_info: dict[str, Any] = {}
@@ -219,6 +237,10 @@ class LlamaCppBackend:
         self, prompt: Prompt, config: GenerationConfig, cancel: threading.Event | None
     ) -> Iterator[Event]:
         comp = Completion()
+        if prompt.images and self.mmproj is None:
+            comp.finish_reason, comp.error = "error", text_only_refusal(len(prompt.images))
+            yield Failed(comp.error, comp)
+            return
         try:
             times = self.load(config)
         except BackendError as e:

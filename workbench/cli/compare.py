@@ -9,7 +9,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig
@@ -41,6 +41,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE.json",
         help="a conversation: a JSON list of {role, content} (system first, then user and "
         "assistant turns ending with a user message), sent in order to each model",
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        dest="images",
+        default=[],
+        metavar="PATH",
+        help="an image (PNG, JPEG or WebP) sent with the prompt (repeatable; with "
+        "--prompts, added to every prompt); checked before any model runs",
+    )
+    p.add_argument(
+        "--image-tokens",
+        dest="image_tokens",
+        type=int,
+        default=None,
+        help="tokens per image for vision models with a budget (Gemma 4: 70-1120; "
+        "default: the model's)",
     )
     p.add_argument(
         "-m",
@@ -224,6 +241,7 @@ def _summary(row: Mapping[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from workbench.backends.base import Prompt
     from workbench.chat import load_messages
+    from workbench.images import load_images
     from workbench.models.registry import default_models, resolve
     from workbench.prompts import load_prompts
     from workbench.runner import (
@@ -252,6 +270,11 @@ def run(args: argparse.Namespace) -> int:
         prompts = check_prompts(load_prompts(args.prompts))
     else:
         prompts = check_prompts([Prompt(args.prompt)])
+    if args.images:
+        if conversation is not None:
+            raise CliError("--image goes with -p or --prompts, not with --messages")
+        images = load_images(args.images)  # every image checked before any model runs
+        prompts = [replace(p, images=(*p.images, *images)) for p in prompts]
     refs = [resolve(m) for m in args.models] if args.models else default_models()
     check = check_models(refs)
     for line in check.skipped:
@@ -325,7 +348,12 @@ def run(args: argparse.Namespace) -> int:
         name = f"Prompt {pid}" if group[0]["prompt_set"] else "Prompt"
         if group[0]["conversation_id"]:
             name = f"Turn {group[0]['turn']} of {args.messages}"
-        print(f"\n{name}" + (f" (rep {rep + 1})" if args.reps > 1 else "") + f": {title[:100]}")
+        title = title[:100]
+        sizes = group[0].get("image_size")
+        if sizes:  # e.g. "[+ 2 images: 640x480, 32x32]"
+            n = sizes.count(",") + 1
+            title += f" [+ {n} image{'s' if n > 1 else ''}: {sizes.replace(',', ', ')}]"
+        print(f"\n{name}" + (f" (rep {rep + 1})" if args.reps > 1 else "") + f": {title}")
         print(side_by_side(group))
     print()
     print(metrics_table(shown))

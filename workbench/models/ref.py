@@ -22,6 +22,9 @@ class ModelRef:
     """For endpoints: the model name the server expects."""
     api_key_env: str | None = None
     """For endpoints: environment variable holding the API key."""
+    mmproj: str | None = None
+    """A vision model's projector (``mmproj-*.gguf``) found beside it or named in
+    workbench.toml; None: a text-only model (or a served one: the server holds it)."""
 
     @property
     def is_endpoint(self) -> bool:
