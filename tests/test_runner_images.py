@@ -72,7 +72,7 @@ def test_compare_with_images_stores_what_was_sent(
 def test_bad_images_and_misuse_fail_before_any_request(
     scripted: ScriptedServer, files: dict[str, Path]
 ) -> None:
-    with pytest.raises(ImageError, match="cut.png: a corrupt PNG image"):
+    with pytest.raises(ImageError, match=r"cut\.png: a corrupt PNG image"):
         compare("What?", [f"{scripted.base_url}#vlm"], images=[files["truncated"]], store=False)
     with pytest.raises(InputError, match="not with a conversation"):
         compare(

@@ -13,6 +13,8 @@ Example::
     [[models]]
     name = "gemma4-e4b"
     path = "~/models/gemma-4-E4B-it-Q4_K_M.gguf"   # relative paths: to this file
+    mmproj = "~/models/mmproj-F16.gguf"            # optional: the vision projector
+                                                   # (default: an mmproj-*.gguf beside it)
 
     [[endpoints]]
     name = "qwen-server"
@@ -48,6 +50,8 @@ class ModelEntry:
     """Registry name."""
     path: Path
     """The .gguf file (absolute)."""
+    mmproj: Path | None = None
+    """Its vision projector (absolute), when the file names one."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,11 @@ def parse_config(doc: dict[str, Any], path: Path) -> WorkbenchConfig:
         where = f"{path}: models[{i}]"
         if not isinstance(m, dict):
             raise ConfigError(f"{where}: expected a table ([[models]])")
-        _check_keys(m, {"name", "path"}, where)
+        _check_keys(m, {"name", "path", "mmproj"}, where)
         p = resolve(str(_str(m, "path", where)))
         name = _str(m, "name", where, required=False) or p.stem.lower()
-        models.append(ModelEntry(name, p))
+        mmproj = _str(m, "mmproj", where, required=False)
+        models.append(ModelEntry(name, p, resolve(mmproj) if mmproj else None))
     endpoints = []
     for i, e in enumerate(doc.get("endpoints", [])):
         where = f"{path}: endpoints[{i}]"

@@ -60,7 +60,10 @@ def test_pull_puts_a_verified_file_in_the_hub_cache(
     assert r.path.resolve().parent == storage / "blobs"
     assert (storage / "refs" / "main").read_text() == COMMIT
     assert r.files[0].sha256 == _sha(source) == r.path.resolve().name
-    assert r.downloaded_bytes == source.stat().st_size
+    # The repository has a projector: it comes along, beside the model in the snapshot.
+    assert r.mmproj is not None and r.mmproj.local_path == r.path.with_name("mmproj-F16.gguf")
+    assert r.mmproj.local_path.read_bytes() == b"projector, not a model"
+    assert r.downloaded_bytes == source.stat().st_size + r.mmproj.size
     assert read_model_info(r.path).arch == "llama"
     assert r.name == f"{REPO}:{FILE.removesuffix('.gguf')}"
 

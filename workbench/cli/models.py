@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
 
@@ -46,6 +47,7 @@ def model_rows() -> list[dict[str, Any]]:
             "prompt_mode": "chat" if ref.is_endpoint else None,
             "source": ref.source,
             "served_model": ref.served_model,
+            "mmproj": ref.mmproj,
             "error": None,
         }
         if not ref.is_endpoint:
@@ -115,6 +117,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         tail = f"error: {r['error']}" if r["error"] else r["path"]
         if r["served_model"] and r["source"] == "endpoint":
             tail = f"{r['path']}#{r['served_model']}"
+        if r.get("mmproj"):  # a vision model: its projector beside it
+            tail += f" + {PurePath(r['mmproj']).name}"
         lines.append((
             r["name"], r["source"], r["arch"] or "-",
             _human(r["params"], ("", "K", "M", "B", "T"), 1000.0), r["quant"] or "-",

@@ -90,11 +90,21 @@ def run(args: argparse.Namespace) -> int:
                 }
                 for f in result.files
             ],
+            "mmproj": None
+            if result.mmproj is None
+            else {
+                "repo_path": result.mmproj.repo_path,
+                "path": str(result.mmproj.local_path),
+                "size_bytes": result.mmproj.size,
+                "sha256": result.mmproj.sha256,
+            },
         }
         print(json.dumps(doc, indent=2))
         return 0
     size = sum(f.size for f in result.files)
     print(f"{result.name} ({result.quant or 'unknown quant'}, {size / 2**30:.2f} GiB): "
           f"{result.reason}", file=sys.stderr)  # fmt: skip
+    if result.mmproj is not None:
+        print(f"vision projector: {result.mmproj.local_path}", file=sys.stderr)
     print(result.path)
     return 0

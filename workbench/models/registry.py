@@ -25,6 +25,8 @@ from workbench.config import ConfigError, load_config
 from workbench.errors import ModelError
 from workbench.gguf import GGUFError, is_later_split_part
 from workbench.models.catalog import TWIN_PREFIX, strip_prefix
+from workbench.models.hub.files import HubSettings
+from workbench.models.projectors import is_projector, projector_beside
 from workbench.models.ref import ModelRef
 from workbench.models.stores import lmstudio_models, ollama_models
 from workbench.models.twin import TwinError, resolve_twin
@@ -135,6 +137,12 @@ def _name_for(path: Path) -> str:
     return path.stem.lower()
 
 
+def _beside(path: str | Path) -> str | None:
+    """The projector beside a model file, as a ModelRef's ``mmproj``."""
+    found = projector_beside(path)
+    return str(found) if found else None
+
+
 def directory_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]:
     """.gguf files under the directories of $WORKBENCH_MODELS (os.pathsep-separated)."""
     if dirs is None:
@@ -143,13 +151,13 @@ def directory_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]
     refs = []
     for d in dirs:
         root = Path(d).expanduser()
-        if root.is_file() and root.suffix == ".gguf":
-            refs.append(ModelRef(_name_for(root), str(root), "directory"))
+        if root.is_file() and root.suffix == ".gguf" and not is_projector(root):
+            refs.append(ModelRef(_name_for(root), str(root), "directory", mmproj=_beside(root)))
             continue
         for p in sorted(root.rglob("*.gguf")) if root.is_dir() else []:
-            if is_later_split_part(p):
+            if is_later_split_part(p) or is_projector(p):
                 continue
-            refs.append(ModelRef(_name_for(p), str(p), "directory"))
+            refs.append(ModelRef(_name_for(p), str(p), "directory", mmproj=_beside(p)))
     return refs
 
 
@@ -160,8 +168,8 @@ def hf_cache_models() -> list[ModelRef]:
         from huggingface_hub.errors import CacheNotFound
     except ImportError:
         return []
-    try:
-        info = scan_cache_dir()
+    try:  # the cache pull writes to, from the environment now (not at import)
+        info = scan_cache_dir(HubSettings.from_env().cache_dir)
     except (CacheNotFound, OSError):
         return []
     refs = []
@@ -173,11 +181,14 @@ def hf_cache_models() -> list[ModelRef]:
             for f in sorted(rev.files, key=lambda f: f.file_name):
                 if not f.file_name.endswith(".gguf") or f.file_name in seen:
                     continue
-                if is_later_split_part(f.file_name):
+                if is_later_split_part(f.file_name) or is_projector(f.file_name):
                     continue
                 seen.add(f.file_name)
                 name = f"{repo.repo_id}:{f.file_name.removesuffix('.gguf')}"
-                refs.append(ModelRef(name, str(f.file_path), "hf-cache"))
+                # The snapshot holds the repository's tree: a projector sits beside.
+                refs.append(
+                    ModelRef(name, str(f.file_path), "hf-cache", mmproj=_beside(f.file_path))
+                )
     return refs
 
 
@@ -188,7 +199,11 @@ def config_models() -> list[ModelRef]:
         cfg = load_config()
     except ConfigError:
         return []
-    out = [ModelRef(m.name, str(m.path), "directory") for m in cfg.models]
+    out = [
+        ModelRef(m.name, str(m.path), "directory",
+                 mmproj=str(m.mmproj) if m.mmproj else _beside(m.path))
+        for m in cfg.models
+    ]  # fmt: skip
     out += [
         ModelRef(e.name, e.url.rstrip("/"), "endpoint", served_model=e.model,
                  api_key_env=e.api_key_env)
@@ -262,7 +277,7 @@ def resolve(spec: str) -> ModelRef:
             if named is not None:
                 return named
         # Missing files resolve anyway: the error surfaces in that model's row.
-        return ModelRef(_name_for(p), str(p), "path")
+        return ModelRef(_name_for(p), str(p), "path", mmproj=_beside(p) if p.exists() else None)
     models = list_models()
     for ref in models:
         if ref.name == spec:

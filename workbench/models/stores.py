@@ -9,14 +9,16 @@ Ollama keeps content-addressed blobs and small JSON manifests::
       blobs/sha256-<hex>                                     <- the GGUF weights, etc.
 
 A manifest's layer with media type ``application/vnd.ollama.image.model`` is the GGUF
-file. ``ollama list`` names models ``qwen3:8b`` (the default registry and the ``library``
+file; a vision model's ``application/vnd.ollama.image.projector`` layer its projector.
+``ollama list`` names models ``qwen3:8b`` (the default registry and the ``library``
 namespace left out), ``user/model:tag`` and ``hf.co/owner/repo:tag``; the registry uses
 the same names.
 
 LM Studio keeps plain files under its models directory (``~/.lmstudio/models``, earlier
 ``~/.cache/lm-studio/models``), two levels deep: ``publisher/repository/file.gguf``; that
 relative path is the name LM Studio shows. Projector files (mmproj) and later parts of
-split files are not models of their own and are left out.
+split files are not models of their own and are left out; a projector beside a model is
+its ``mmproj``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.gguf import is_later_split_part
+from workbench.models.projectors import OLLAMA_PROJECTOR_MEDIA, is_projector, projector_beside
 from workbench.models.ref import ModelRef
 
 OLLAMA_MODEL_MEDIA = "application/vnd.ollama.image.model"
@@ -90,7 +93,21 @@ def ollama_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]:
             blob = _blob_path(root / "blobs", model["digest"])
             if blob is None:
                 continue
-            refs.append(ModelRef(_ollama_name(rel), str(blob), "ollama"))
+            projector = next(
+                (
+                    layer
+                    for layer in layers or []
+                    if isinstance(layer, dict)
+                    and layer.get("mediaType") == OLLAMA_PROJECTOR_MEDIA
+                    and isinstance(layer.get("digest"), str)
+                ),
+                None,
+            )
+            mmproj = _blob_path(root / "blobs", projector["digest"]) if projector else None
+            refs.append(
+                ModelRef(_ollama_name(rel), str(blob), "ollama",
+                         mmproj=str(mmproj) if mmproj else None)
+            )  # fmt: skip
     return refs
 
 
@@ -125,10 +142,11 @@ def lmstudio_models(dirs: Iterable[str | Path] | None = None) -> list[ModelRef]:
         if not root.is_dir():
             continue
         for p in sorted(root.glob("*/*/**/*.gguf")):
-            name = p.name.lower()
-            if "mmproj" in name:
+            if is_projector(p) or is_later_split_part(p):
                 continue
-            if is_later_split_part(p):
-                continue
-            refs.append(ModelRef(p.relative_to(root).as_posix(), str(p), "lmstudio"))
+            mmproj = projector_beside(p)
+            refs.append(
+                ModelRef(p.relative_to(root).as_posix(), str(p), "lmstudio",
+                         mmproj=str(mmproj) if mmproj else None)
+            )  # fmt: skip
     return refs

@@ -24,6 +24,7 @@ from workbench.models.hub.files import (
     list_cached_files,
     list_remote_files,
     parse_spec,
+    projector_for,
     require_hub,
     storage_dir,
 )
@@ -60,6 +61,8 @@ class PullResult:
     """Answered from the cache without asking the hub."""
     reason: str = ""
     """Why this file was chosen."""
+    mmproj: PulledFile | None = None
+    """The vision projector pulled with the model (None: the repository has none)."""
 
     @property
     def path(self) -> Path:
@@ -73,7 +76,8 @@ class PullResult:
 
     @property
     def downloaded_bytes(self) -> int:
-        return sum(f.downloaded_bytes for f in self.files)
+        """Bytes this pull transferred: the model's files and its projector's."""
+        return sum(f.downloaded_bytes for f in (*self.files, *filter(None, [self.mmproj])))
 
 
 def sha256_file(path: str | Path) -> str:
@@ -178,15 +182,18 @@ def _offline_pull(spec: PullSpec, revision: str, settings: HubSettings, why: str
         raise HubError(f"{why}, and the hub cache holds no {what} of {spec.repo}")
     group = preferred(groups)
     pulled = []
-    for part in group.parts:
+    projector = projector_for(files, group)
+    for part in (*group.parts, *filter(None, [projector])):
         local = hf_hub_download(
             spec.repo, part.path, revision=revision, cache_dir=settings.cache_dir,
             local_files_only=True,
         )  # fmt: skip
         pulled.append(PulledFile(part.path, Path(local), part.size, part.sha256, 0))
+    mmproj = pulled.pop() if projector is not None else None
     return PullResult(
-        spec.repo, revision, group.quant, tuple(pulled), True, reason=f"{why}: from the cache"
-    )
+        spec.repo, revision, group.quant, tuple(pulled), True, reason=f"{why}: from the cache",
+        mmproj=mmproj,
+    )  # fmt: skip
 
 
 def pull(
@@ -252,7 +259,9 @@ def pull(
     if not group.complete:
         raise HubError(f"{group.path}: the repository lacks some parts of this split file")
     pulled = []
-    for part in group.parts:
+    # A vision model's projector comes along (the repository's mmproj-*.gguf).
+    projector = projector_for(files, group)
+    for part in (*group.parts, *filter(None, [projector])):
         try:
             pulled.append(
                 _download_file(ps.repo, part, revision=revision, settings=settings,
@@ -268,4 +277,7 @@ def pull(
             if failure is None:
                 raise
             raise failure from None
-    return PullResult(ps.repo, revision, group.quant, tuple(pulled), False, reason=choice.reason)
+    mmproj = pulled.pop() if projector is not None else None
+    return PullResult(
+        ps.repo, revision, group.quant, tuple(pulled), False, reason=choice.reason, mmproj=mmproj
+    )

@@ -13,6 +13,7 @@ from workbench.errors import HubError, InputError
 from workbench.gguf import quant_of, split_name, unsplit
 from workbench.gguf.remote import host_of, hub_failure
 from workbench.models.catalog import CATALOG, catalog_entry
+from workbench.models.projectors import is_projector, pick_projector
 
 DEFAULT_REVISION = "main"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -104,7 +105,7 @@ def group_gguf_files(files: Iterable[RemoteFile]) -> list[GGUFGroup]:
     groups: dict[str, list[RemoteFile]] = {}
     for f in files:
         name = PurePosixPath(f.path).name.lower()
-        if not name.endswith(".gguf") or "mmproj" in name:
+        if not name.endswith(".gguf") or is_projector(name):
             continue
         groups.setdefault(unsplit(f.path), []).append(f)
     out = []
@@ -112,6 +113,20 @@ def group_gguf_files(files: Iterable[RemoteFile]) -> list[GGUFGroup]:
         parts = tuple(sorted(groups[key], key=lambda f: f.path))
         out.append(GGUFGroup(parts, quant_of(key)))
     return out
+
+
+def projector_for(files: Iterable[RemoteFile], group: GGUFGroup) -> RemoteFile | None:
+    """The listing's projector (``mmproj-*.gguf``) that goes with ``group``: one in the
+    model's own directory, else one at the repository's root (repositories that keep each
+    quantization in a folder keep the projector there); None for a text-only repository."""
+    projectors = [f for f in files if is_projector(f.path)]
+    folder = PurePosixPath(group.path).parent
+    for where in (folder, PurePosixPath(".")):
+        here = {f.path: f for f in projectors if PurePosixPath(f.path).parent == where}
+        chosen = pick_projector(here, group.path)
+        if chosen is not None:
+            return here[chosen]
+    return None
 
 
 def find_group(groups: Iterable[GGUFGroup], spec: PullSpec) -> list[GGUFGroup]:
