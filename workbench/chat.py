@@ -127,25 +127,33 @@ def conversation_prompt(
     )
 
 
-def user_content(prompt: Prompt) -> str | list[dict[str, Any]]:
+def user_content(prompt: Prompt, *, image_urls: bool = True) -> str | list[dict[str, Any]]:
     """The last user message's content: the text, or, with images, OpenAI content parts
     (the text part, then one ``image_url`` part per image: its unchanged bytes as a base64
-    ``data:`` URL), as servers and llama-cpp-python's multimodal chat handlers take them."""
+    ``data:`` URL), as servers and llama-cpp-python's multimodal chat handlers take them.
+    ``image_urls`` False leaves the URLs out (the bytes travel apart: a local worker)."""
     if not prompt.images:
         return prompt.text
     parts: list[dict[str, Any]] = [{"type": "text", "text": prompt.text}]
-    parts += [{"type": "image_url", "image_url": {"url": im.data_url()}} for im in prompt.images]
+    for im in prompt.images:
+        part: dict[str, Any] = {"type": "image_url"}
+        if image_urls:
+            part["image_url"] = {"url": im.data_url()}
+        parts.append(part)
     return parts
 
 
-def request_messages(prompt: Prompt, system_prompt: str | None) -> list[dict[str, Any]]:
+def request_messages(
+    prompt: Prompt, system_prompt: str | None, *, image_urls: bool = True
+) -> list[dict[str, Any]]:
     """The messages one chat request sends: the system prompt, the turns before the
-    prompt, then the prompt as the last user message (with its images, if any)."""
+    prompt, then the prompt as the last user message (with its images, if any; see
+    :func:`user_content`)."""
     out: list[dict[str, Any]] = (
         [{"role": "system", "content": system_prompt}] if system_prompt else []
     )
     out += [m.as_dict() for m in prompt.history]
-    out.append({"role": "user", "content": user_content(prompt)})
+    out.append({"role": "user", "content": user_content(prompt, image_urls=image_urls)})
     return out
 
 

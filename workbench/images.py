@@ -79,6 +79,14 @@ class Image:
         """``WIDTHxHEIGHT`` in pixels."""
         return f"{self.width}x{self.height}"
 
+    def rgb(self) -> bytes:
+        """The pixels as 8-bit RGB, row by row (``width * height * 3`` bytes), decoded by
+        Pillow (transparency dropped), for an engine that cannot decode this format."""
+        from PIL import Image as PILImage
+
+        with PILImage.open(io.BytesIO(self.data)) as im:
+            return im.convert("RGB").tobytes()
+
     def data_url(self) -> str:
         """``data:image/...;base64,...`` of the unchanged bytes (an OpenAI image part)."""
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"

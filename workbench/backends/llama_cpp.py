@@ -44,6 +44,7 @@ from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_heade
 from workbench.llama.log import buffers, failure_cause, flash_attn_used
 from workbench.llama.params import LoadParams, load_params
 from workbench.llama.process import Worker
+from workbench.llama.vision import image_payload
 from workbench.models.memory import plan
 from workbench.thinking import setting
 
@@ -169,7 +170,7 @@ class LlamaCppBackend:
             info = self.info()
             if self.validate:
                 validate_header(info)
-            return load_params(config, info)
+            return load_params(config, info, str(self.mmproj) if self.mmproj else None)
         except (GGUFError, InputError) as e:
             raise BackendError(str(e)) from None
 
@@ -254,7 +255,8 @@ class LlamaCppBackend:
         comp.prompt_mode = "chat" if self._load_info.get("chat") else "completion"
         sampling = resolve_sampling(config, self.info().recommended_sampling)
         request = {
-            "messages": request_messages(prompt, config.system_prompt),
+            # The images' bytes go apart ("images"), not inside the messages.
+            "messages": request_messages(prompt, config.system_prompt, image_urls=False),
             "text": completion_text(prompt, config.system_prompt),
             "thinking": setting(config.thinking),
             "grammar": config.grammar,
@@ -265,6 +267,10 @@ class LlamaCppBackend:
             "repeat_penalty": sampling.repeat_penalty,
             "seed": comp.seed,
             "max_tokens": config.max_tokens,
+            "images": [
+                image_payload(im.format, im.data, im.width, im.height, im.rgb)
+                for im in prompt.images
+            ],
         }
         w = self._worker
         offset = w.log_size()
@@ -341,6 +347,10 @@ class LlamaCppBackend:
         comp.n_threads = f.get("n_threads")
         comp.flash_attn = self._load_info.get("flash_attn")
         comp.reasoning_tokens = f.get("reasoning_tokens")
+        comp.image_tokens = f.get("image_tokens")
+        comp.image_encode_s = f.get("image_encode_s")
+        if f.get("image_tokens_each") and len(f["image_tokens_each"]) > 1:
+            comp.extra["image_tokens_each"] = f["image_tokens_each"]
         if f.get("prompt_thinking"):
             # How the rendered prompt left thinking: open, closed (off) or free.
             comp.extra["prompt_thinking"] = f["prompt_thinking"]

@@ -40,6 +40,7 @@ from typing import Any
 from workbench.errors import one_line
 from workbench.llama.params import flash_attn_arg, llama_kwargs
 from workbench.llama.process import child_connection
+from workbench.llama.vision import Vision, VisionError
 from workbench.thinking import (
     Piece,
     ReasoningSplitter,
@@ -200,22 +201,44 @@ class _Model:
         self.n_ctx = min(self.llm.n_ctx(), len(self.llm.input_ids))
         self.n_threads = self.llm.n_threads
         self.memory = lc.llama_get_memory(self.llm.ctx)
+        self.vision: Vision | None = None
+        if params.get("mmproj"):
+            self.vision = Vision(
+                self.llm,
+                params["mmproj"],
+                n_threads=self.n_threads,
+                use_gpu=params["n_gpu_layers"] != 0,
+                image_tokens=params.get("image_tokens"),
+            )
 
     def info(self) -> dict[str, Any]:
         return {
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
             "chat": self.formatter is not None,
+            "vision": self.vision is not None,
             "peak_rss_bytes": _peak_rss(),
         }
 
     def render(self, req: dict[str, Any]) -> tuple[str, list[int]]:
         """The prompt text and its tokens: the conversation through the chat template
         (with the thinking setting's variables), or a base model's plain text."""
+        text, add_special = self.render_text(req)
+        special = self.formatter is not None
+        return text, self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=special)
+
+    def render_text(self, req: dict[str, Any]) -> tuple[str, bool]:
+        """The prompt text, and whether the tokenizer adds BOS (the template did not).
+        With images, each image is the media marker (see :mod:`workbench.llama.vision`)."""
+        images = req.get("images") or ()
         if self.formatter is None:  # a base model: plain completion of the text
             text = req["text"]
-            return text, self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            if images and self.vision is not None:  # the images first, then the text
+                text = "\n".join([self.vision.marker] * len(images) + [text])
+            return text, True
         messages: list[Any] = req["messages"]
+        if self.vision is not None:
+            messages = self.vision.marked(messages)
         extra = template_kwargs(req["thinking"], self.thinking_format)
         try:
             result = self.formatter(messages=messages, **extra)
@@ -227,15 +250,20 @@ class _Model:
             content = f"{system['content']}\n\n{first['content']}"
             folded: Any = {"role": "user", "content": content}
             result = self.formatter(messages=[folded, *rest], **extra)
-        tokens = self.llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
-        return result.prompt, tokens
+        return result.prompt, not result.added_special
 
     def generate(self, req: dict[str, Any], conn: Connection, inbox: _Inbox) -> None:
         lc, llm = self.lc, self.llm
         figures: dict[str, Any] = {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
-        prompt, tokens = self.render(req)
+        images: list[dict[str, Any]] = list(req.get("images") or ())
+        if images and self.vision is None:
+            conn.send(("error", "a text-only model cannot take images (no projector)", figures))
+            return
+        if images:
+            prompt, add_special = self.render_text(req)
+            tokens: list[int] = []
+        else:
+            prompt, tokens = self.render(req)
         fmt = self.thinking_format
         state = prompt_thinking(prompt, fmt)
         figures["prompt_tokens"] = len(tokens)
@@ -251,7 +279,6 @@ class _Model:
                 )
             )
             return
-        max_tokens = min(int(req["max_tokens"]), self.n_ctx - len(tokens))
         llm.set_seed(int(req["seed"]))
         # Every request starts from an empty cache, so the prompt figures measure the
         # whole prompt and a seed reproduces the same text. Only the cells are cleared
@@ -261,6 +288,23 @@ class _Model:
         if self.memory is not None:
             lc.llama_memory_clear(self.memory, False)
         lc.llama_perf_context_reset(llm.ctx)
+        n_prompt = len(tokens)
+        if images:
+            assert self.vision is not None
+            try:  # every chunk but the last text one goes into the context here
+                done = self.vision.evaluate(prompt, images, add_special=add_special)
+            except VisionError as e:
+                figures["peak_rss_bytes"] = _peak_rss()
+                conn.send(("error", str(e), figures))
+                return
+            tokens, n_prompt = done.last, done.n_tokens
+            figures.update(
+                prompt_tokens=n_prompt,
+                image_tokens=done.image_tokens,
+                image_tokens_each=done.per_image,
+                image_encode_s=done.encode_s,
+            )
+        max_tokens = min(int(req["max_tokens"]), self.n_ctx - n_prompt)
         grammar = None
         if req.get("grammar"):
             grammar = lc.LlamaGrammar.from_string(req["grammar"], verbose=False)

@@ -47,13 +47,19 @@ class LoadParams:
     """ggml type id of the K cache."""
     type_v: int
     """ggml type id of the V cache."""
+    mmproj: str | None = None
+    """The vision projector loaded with the model (None: text only)."""
+    image_tokens: int | None = None
+    """The image token budget the projector is loaded with (None: its default; only
+    set with a projector, so a text model never reloads for it)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def load_params(config: GenerationConfig, info: ModelInfo) -> LoadParams:
-    """The load parameters of ``config`` for the model ``info`` describes.
+def load_params(config: GenerationConfig, info: ModelInfo, mmproj: str | None = None) -> LoadParams:
+    """The load parameters of ``config`` for the model ``info`` describes (with its
+    vision projector ``mmproj``, if any).
 
     Raises:
         UnknownKVCacheType: an unknown KV-cache type.
@@ -71,6 +77,8 @@ def load_params(config: GenerationConfig, info: ModelInfo) -> LoadParams:
         swa_full=config.swa_full,
         type_k=kv_type_id(config.type_k),
         type_v=kv_type_id(config.type_v),
+        mmproj=mmproj,
+        image_tokens=config.image_tokens if mmproj else None,
     )
 
 

@@ -427,3 +427,107 @@ def layout(hp: Hparams) -> TensorLayout:
     b = _Builder(hp)
     fn(b)
     return TensorLayout(tuple(b.entries), tuple(b.tensors))
+
+
+# --------------------------------------------------------------------------- projectors
+
+
+@dataclass(frozen=True)
+class ProjectorHparams:
+    """A vision projector's hyperparameters (llama.cpp ``tools/mtmd/clip.cpp``): the
+    vision encoder (a ViT) and the projection into the language model's embeddings."""
+
+    projector_type: str
+    """``clip.projector_type`` (only ``mlp``, LLaVA 1.5's, has a layout here)."""
+    image_size: int
+    """Pixels per side the image is resized to (``clip.vision.image_size``)."""
+    patch_size: int
+    n_embd: int
+    """The encoder's width."""
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_embd_text: int
+    """The projection's output: the language model's ``n_embd``."""
+    eps: float = 1e-5
+    image_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    image_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+    @property
+    def image_tokens(self) -> int:
+        """Tokens one image takes in the language model's context (one per patch)."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+def _projector_mlp(hp: ProjectorHparams) -> TensorLayout:
+    """LLaVA 1.5's projector (``mlp``): CLIP ViT with a class token, learned positions and
+    a pre-norm, then two linear layers (GELU between) into the text embeddings. llama.cpp
+    feeds the projection the second-to-last layer's output (the last layer is loaded)."""
+    if hp.image_size % hp.patch_size or hp.n_embd % hp.n_head:
+        raise ValueError("image_size must be a multiple of patch_size, n_embd of n_head")
+    v = "clip.vision."
+    entries = [
+        MetaEntry.of("clip.has_vision_encoder", True),
+        MetaEntry.of("clip.has_llava_projector", True),
+        MetaEntry.of("clip.projector_type", hp.projector_type),
+        MetaEntry.of("clip.use_gelu", False),
+        MetaEntry.of(v + "image_size", hp.image_size),
+        MetaEntry.of(v + "patch_size", hp.patch_size),
+        MetaEntry.of(v + "embedding_length", hp.n_embd),
+        MetaEntry.of(v + "feed_forward_length", hp.n_ff),
+        MetaEntry.of(v + "projection_dim", hp.n_embd_text),
+        MetaEntry.of(v + "block_count", hp.n_layer),
+        MetaEntry.of(v + "attention.head_count", hp.n_head),
+        MetaEntry.of(v + "attention.layer_norm_epsilon", float(hp.eps)),
+        MetaEntry.of(v + "image_mean", [float(x) for x in hp.image_mean]),
+        MetaEntry.of(v + "image_std", [float(x) for x in hp.image_std]),
+    ]
+    n, n_pos = hp.n_embd, hp.image_tokens + 1  # the class token
+    t = [
+        TensorSpec("v.class_embd", (n,)),
+        TensorSpec("v.patch_embd.weight", (hp.patch_size, hp.patch_size, 3, n)),
+        TensorSpec("v.position_embd.weight", (n, n_pos)),
+        TensorSpec("v.pre_ln.weight", (n,)),
+        TensorSpec("v.pre_ln.bias", (n,)),
+    ]
+    for i in range(hp.n_layer):
+        p = f"v.blk.{i}."
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            t += [TensorSpec(p + name + ".weight", (n, n)), TensorSpec(p + name + ".bias", (n,))]
+        t += [TensorSpec(p + "ln1.weight", (n,)), TensorSpec(p + "ln1.bias", (n,))]
+        t += [
+            TensorSpec(p + "ffn_up.weight", (n, hp.n_ff)),
+            TensorSpec(p + "ffn_up.bias", (hp.n_ff,)),
+        ]
+        t += [
+            TensorSpec(p + "ffn_down.weight", (hp.n_ff, n)),
+            TensorSpec(p + "ffn_down.bias", (n,)),
+        ]
+        t += [TensorSpec(p + "ln2.weight", (n,)), TensorSpec(p + "ln2.bias", (n,))]
+    out = hp.n_embd_text
+    t += [
+        TensorSpec("mm.0.weight", (n, out)),
+        TensorSpec("mm.0.bias", (out,)),
+        TensorSpec("mm.2.weight", (out, out)),
+        TensorSpec("mm.2.bias", (out,)),
+    ]
+    return TensorLayout(tuple(entries), tuple(t))
+
+
+PROJECTOR_LAYOUTS: dict[str, Callable[[ProjectorHparams], TensorLayout]] = {
+    "mlp": _projector_mlp,
+}
+"""Projector type -> its layout function."""
+
+
+def projector_layout(hp: ProjectorHparams) -> TensorLayout:
+    """The ``clip.*`` keys and the tensors of a projector (``general.*`` is the caller's).
+
+    Raises:
+        ValueError: a projector type without a layout, or inconsistent sizes.
+    """
+    fn = PROJECTOR_LAYOUTS.get(hp.projector_type)
+    if fn is None:
+        known = ", ".join(PROJECTOR_LAYOUTS)
+        raise ValueError(f"no layout for projector type {hp.projector_type!r}; known: {known}")
+    return fn(hp)

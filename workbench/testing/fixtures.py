@@ -29,7 +29,7 @@ from workbench.gguf import (
     write_gguf,
 )
 from workbench.models.catalog import Hparams
-from workbench.models.layouts import TensorSpec, layout
+from workbench.models.layouts import ProjectorHparams, TensorSpec, layout, projector_layout
 from workbench.models.registry import smollm_path
 
 FIXTURE_ARCHS: tuple[str, ...] = ("gemma4", "qwen35", "qwen3", "glm4", "gemma3", "llama")
@@ -305,4 +305,78 @@ def write_fixture(
         hp["_break_for_abort"] = True
     out = Path(path)
     _write(arch, hp, out, seed)
+    return out
+
+
+# --------------------------------------------------------------------------- projectors
+
+PROJECTOR_DEFAULTS: dict[str, Any] = {
+    "projector_type": "mlp",
+    "image_size": 56,  # 4 x 4 patches: 16 image tokens
+    "patch_size": 14,
+    "n_embd": 64,
+    "n_ff": 128,
+    "n_layer": 2,  # llama.cpp's llava graph feeds the projection the second-to-last layer
+    "n_head": 4,
+    "n_embd_text": _COMMON["n_embd"],  # the text fixtures' width
+}
+"""A projector fixture's hyperparameters: a LLaVA 1.5 (``mlp``) projector at toy size whose
+output matches the text fixtures' ``n_embd``, so it pairs with any of them."""
+
+
+def projector_hparams(**overrides: Any) -> ProjectorHparams:
+    """The :class:`ProjectorHparams` :func:`write_projector_fixture` would use."""
+    unknown = set(overrides) - set(PROJECTOR_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown projector fixture parameter(s): {', '.join(sorted(unknown))}")
+    return ProjectorHparams(**{**PROJECTOR_DEFAULTS, **overrides})
+
+
+def write_projector_fixture(path: str | Path, *, seed: int = 0, **overrides: Any) -> Path:
+    """Write a tiny random-weight vision projector (``mmproj``) GGUF to ``path``: the real
+    keys and tensor layout llama.cpp's ``clip.cpp`` loads for its projector type
+    (:func:`workbench.models.layouts.projector_layout`), with toy sizes.
+
+    Args:
+        path: the .gguf file to write (name it ``mmproj-*.gguf`` to be found beside a
+            model).
+        seed: seeds the random weights.
+        **overrides: hyperparameters (see :data:`PROJECTOR_DEFAULTS`), e.g.
+            ``n_embd_text=`` the text model's ``n_embd``.
+    """
+    hp = projector_hparams(**overrides)
+    lay = projector_layout(hp)
+    t = GGUFValueType
+    entries: list[MetaEntry | bytes] = [
+        MetaEntry("general.architecture", t.STRING, "clip"),
+        MetaEntry("general.name", t.STRING, f"workbench fixture projector {hp.projector_type}"),
+        *lay.entries,
+        MetaEntry("workbench.fixture", t.STRING, f"mmproj-{hp.projector_type}"),
+    ]
+
+    def gtype(s: TensorSpec) -> GGMLQuantizationType:
+        # As llama.cpp's conversion writes them: the patch convolution in F16.
+        return (
+            GGMLQuantizationType.F16
+            if s.name == "v.patch_embd.weight"
+            else (GGMLQuantizationType.F32)
+        )
+
+    tensors = sequential(((s.name, s.shape, gtype(s)) for s in lay.tensors), DEFAULT_ALIGNMENT)
+    specs = {s.name: s for s in lay.tensors}
+    rng = np.random.default_rng(seed)
+
+    def data(f: BinaryIO, info: TensorInfo) -> None:
+        spec = specs[info.name]
+        shape = tuple(reversed(spec.shape))
+        if spec.name.endswith(("ln.weight", "ln1.weight", "ln2.weight")):
+            values = np.ones(shape, dtype=np.float32)
+        else:
+            fan_in = spec.shape[0] if len(spec.shape) == 2 else 64
+            values = rng.normal(0.0, 0.5 / fan_in**0.5, shape).astype(np.float32)
+        dtype = np.float16 if info.ggml_type == GGMLQuantizationType.F16 else np.float32
+        f.write(values.astype(dtype).tobytes())
+
+    out = Path(path)
+    write_gguf(out, entries, tensors, data=data)
     return out
