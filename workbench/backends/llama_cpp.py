@@ -46,6 +46,7 @@ from workbench.llama.params import LoadParams, load_params
 from workbench.llama.process import Worker
 from workbench.llama.vision import image_payload
 from workbench.models.memory import plan
+from workbench.models.projectors import check_budget
 from workbench.thinking import setting
 
 _CANCEL_GRACE_S = 5.0
@@ -170,6 +171,8 @@ class LlamaCppBackend:
             info = self.info()
             if self.validate:
                 validate_header(info)
+            if self.mmproj is not None and config.image_tokens is not None:
+                check_budget(read_model_info(self.mmproj), config.image_tokens)
             return load_params(config, info, str(self.mmproj) if self.mmproj else None)
         except (GGUFError, InputError) as e:
             raise BackendError(str(e)) from None
@@ -360,6 +363,8 @@ class LlamaCppBackend:
     def estimated_bytes(self, config: GenerationConfig) -> int:
         """Memory this model is expected to need once loaded (weights + KV cache)."""
         size = self.path.stat().st_size if self.path.exists() else 0
+        if self.mmproj is not None and self.mmproj.exists():
+            size += self.mmproj.stat().st_size  # the projector is loaded with the model
         try:
             p = plan(self.info(), ctx=config.n_ctx, kv_type=config.type_k, swa_full=config.swa_full)
             return int(size + p.kv_bytes + p.state_bytes)

@@ -72,6 +72,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="GIB",
         help="also report the largest context that fits in GIB GiB",
     )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="for vision models (a projector beside them): plan N images in the context "
+        "too (the projector's weights are always counted)",
+    )
+    p.add_argument(
+        "--image-tokens",
+        dest="image_tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens per image for projectors with a budget (Gemma 4: 70-1120)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -80,6 +96,21 @@ def _ctxs_for(n_ctx_train: int | None, asked: list[int] | None) -> list[int]:
     from workbench.models.memory import contexts_within
 
     return asked or contexts_within(n_ctx_train, DEFAULT_CTXS)
+
+
+def _vision(ref: Any, n_images: int, budget: int | None) -> dict[str, Any]:
+    """The planner's projector arguments for a vision model (none for a text one)."""
+    from workbench.gguf import read_model_info
+    from workbench.models.projectors import check_budget, image_tokens
+
+    if not ref.mmproj:
+        return {}
+    projector = read_model_info(ref.mmproj)
+    check_budget(projector, budget)
+    per_image = image_tokens(projector, budget) or budget
+    if n_images and per_image is None:
+        raise ValueError("its projector's tokens per image vary by image: give --image-tokens")
+    return {"projector": projector, "image_tokens": n_images * (per_image or 0)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"kv_type": args.kv_type, "swa_full": args.swa_full, "flash_attn": fa}
     if any(c <= 0 for c in args.ctx or []):
         raise CliError("--ctx must be positive")
+    if args.images < 0:
+        raise CliError("--images must not be negative")
 
     rows: list[dict[str, Any]] = []
     errors = 0
@@ -101,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             info = ref.info()
             ctxs = _ctxs_for(info.n_ctx_train, args.ctx)
-            plans = [plan(info, c, **kw) for c in ctxs]
+            vision = _vision(ref, args.images, args.image_tokens)
+            plans = [plan(info, c, **kw, **vision) for c in ctxs]
             fit = capped = None
             if args.budget is not None:
                 fit = max_context(info, args.budget * GIB, **kw)
@@ -120,12 +154,18 @@ def run(args: argparse.Namespace) -> int:
                 row["max_ctx_is_trained_cap"] = capped
             rows.append(row)
         text.append(f"{ref.name}  ({info.arch}, {info.quant}, trained ctx {info.n_ctx_train})")
+        if vision:
+            text.append(
+                f"  + projector {format_bytes(plans[0].projector_bytes)} (in weights), "
+                f"{vision['image_tokens']} image tokens in each context"
+            )
         heads = ("weights", "KV cache", "state", "total")
         text.append(f"  {'ctx':>8}" + "".join(f"  {h:>11}" for h in heads))
         for p in plans:
             over = args.budget is not None and p.total_bytes > args.budget * GIB
             text.append(
-                f"  {p.ctx:>8}  {format_bytes(p.weights_bytes):>11}  {format_bytes(p.kv_bytes):>11}"
+                f"  {p.ctx:>8}  {format_bytes(p.weights_bytes + p.projector_bytes):>11}"
+                f"  {format_bytes(p.kv_bytes):>11}"
                 f"  {format_bytes(p.state_bytes):>11}  {format_bytes(p.total_bytes):>11}"
                 + (f"  over {args.budget:g} GiB" if over else "")
             )

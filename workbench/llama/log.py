@@ -22,6 +22,8 @@ _CAUSES = (
 _PY_ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*)(?:Error|Exception|Exit|Interrupt)\b.*$", re.M)
 # llama_kv_cache / llama_memory_recurrent: "CPU KV buffer size =    72.00 MiB"
 _BUFFER = re.compile(r"\b(KV|RS) buffer size\s*=\s*([\d.]+) MiB")
+# clip.cpp (mtmd) loading a projector: "load_hparams: model size:  0.43 MiB"
+_PROJECTOR_SIZE = re.compile(r"load_hparams: model size:\s*([\d.]+) MiB")
 # Flash attention, in the order llama.cpp decides it (llama-context.cpp).
 _FA_FORCED_ON = re.compile(r"enabling flash_attn since")
 _FA_FORCED_OFF = re.compile(r"flash_attn is not compatible with .* forcing off")
@@ -108,3 +110,10 @@ def flash_attn_used(log: str, requested: bool | None) -> bool | None:
     if setting:
         return setting[-1] == "enabled"
     return requested
+
+
+def projector_bytes(log: str) -> int | None:
+    """The projector's weight bytes llama.cpp's clip loader printed (two decimals of MiB:
+    exact to :data:`BUFFER_RESOLUTION_BYTES`), None when no projector was loaded."""
+    found = _PROJECTOR_SIZE.findall(log)
+    return round(float(found[-1]) * MIB) if found else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import BackendError
-from workbench.llama.log import Buffers, buffers, failure_cause
+from workbench.llama.log import Buffers, buffers, failure_cause, projector_bytes
 from workbench.llama.params import context_params, kv_type_id
 from workbench.llama.process import ChildLog, Worker, child_connection
 
@@ -41,6 +41,8 @@ class ProbeConfig:
     n_ubatch: int = 512
     decode: bool = False
     """Also decode a few tokens (to catch aborts on the first decode)."""
+    mmproj: str | None = None
+    """Also load this vision projector on the model (its weights are read from the log)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class ProbeResult:
     buffers: Buffers | None
     """The cache buffers it allocated (None when the context was not created)."""
     error: str | None
+    projector_bytes: int | None = None
+    """The projector's weights llama.cpp loaded (None: no ``mmproj`` asked for)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,9 @@ def probe(
                 break
             _, i, start, end, err = msg
             log = worker.log_since(start)[: end - start]
-            results.append(ProbeResult(configs[i], None if err else buffers(log), err))
+            results.append(
+                ProbeResult(configs[i], None if err else buffers(log), err, projector_bytes(log))
+            )
     except BackendError as e:  # the child could not start
         error = str(e)
     finally:
@@ -134,6 +140,19 @@ def _decode_a_few(lc: Any, model: Any, ctx: Any) -> str | None:
     buf = (lc.llama_token * len(ids))(*ids)
     res = lc.llama_decode(ctx, lc.llama_batch_get_one(buf, len(ids)))
     return None if res == 0 else f"llama_decode failed (status {res})"
+
+
+def _load_projector(model: Any, mmproj: str) -> str | None:
+    """Load (and free) a projector on ``model``, as a generation worker does."""
+    import llama_cpp.mtmd_cpp as mtmd
+
+    params = mtmd.mtmd_context_params_default()
+    params.use_gpu, params.n_threads, params.print_timings = False, 1, False
+    ctx = mtmd.mtmd_init_from_file(mmproj.encode(), model, params)
+    if not ctx:
+        return f"llama.cpp could not load the projector {Path(mmproj).name}"
+    mtmd.mtmd_free(ctx)
+    return None
 
 
 def _run(conn: Any, lc: Any, log: ChildLog, path: str, jobs: list[dict[str, Any]],
@@ -171,6 +190,8 @@ def _run(conn: Any, lc: Any, log: ChildLog, path: str, jobs: list[dict[str, Any]
                 try:
                     if c["decode"]:
                         error = _decode_a_few(lc, model, ctx)
+                    if c.get("mmproj") and error is None:
+                        error = _load_projector(model, c["mmproj"])
                 finally:
                     lc.llama_free(ctx)
             conn.send(("result", i, start, log.size(), error))

@@ -20,6 +20,9 @@ allocates when it creates a context:
 - Quantized KV types are stored in blocks of 32 (q8_0: 34 bytes, q4_0: 18 bytes; the
   types and their block sizes are :data:`workbench.gguf.KV_CACHE_TYPES`); a quantized V
   cache needs flash attention.
+- A vision model's projector (``mmproj``) is loaded beside it (its tensor bytes), and
+  its images take context cells like any token: the context is planned for the text
+  plus the image tokens.
 """
 
 from __future__ import annotations
@@ -145,10 +148,14 @@ class MemoryPlan:
     n_layers_swa: int
     n_layers_shared: int
     n_layers_recurrent: int
+    projector_bytes: int = 0
+    """The vision projector's tensor bytes (0: none planned)."""
+    image_tokens: int = 0
+    """Context tokens planned for images, beyond ``ctx`` (their KV is in ``kv_bytes``)."""
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.state_bytes
+        return self.weights_bytes + self.kv_bytes + self.state_bytes + self.projector_bytes
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for frames and JSON."""
@@ -313,6 +320,8 @@ def plan(
     n_seq: int = 1,
     n_ubatch: int = 512,
     kv_unified: bool = False,
+    projector: ModelInfo | None = None,
+    image_tokens: int = 0,
 ) -> MemoryPlan:
     """Memory for ``info`` at context length ``ctx``, as llama.cpp allocates it.
 
@@ -329,6 +338,9 @@ def plan(
         n_ubatch: physical batch size; the SWA cache keeps window + n_ubatch cells.
             llama.cpp caps it at the context asked for (and at n_batch).
         kv_unified: one KV stream shared by all sequences.
+        projector: a vision model's projector header (its weights are added).
+        image_tokens: tokens the images take (``models.projectors.image_tokens`` per
+            image): the context holds ``ctx`` text tokens plus these.
 
     Raises:
         UnsupportedArch: architecture unknown to the planner.
@@ -347,13 +359,16 @@ def plan(
         if not lay.n_ctx_train:
             raise ValueError("ctx=0 needs the model's context_length")
         ctx = lay.n_ctx_train
+    if image_tokens < 0:
+        raise ValueError("image_tokens must not be negative")
+    ctx_cells = ctx + image_tokens  # what the context is created with
 
-    n_ctx = _pad(ctx)
+    n_ctx = _pad(ctx_cells)
     if kv_unified:
         n_ctx_seq, n_stream = n_ctx, 1
     else:
         n_ctx_seq, n_stream = _pad(n_ctx // n_seq), n_seq
-    ubatch = min(n_ubatch, ctx)
+    ubatch = min(n_ubatch, ctx_cells)
     n_swa_cells = 0
     if lay.n_swa:
         n_swa_cells = (
@@ -406,6 +421,8 @@ def plan(
         n_layers_swa=counts["swa"],
         n_layers_shared=counts["shared"],
         n_layers_recurrent=counts["recurrent"],
+        projector_bytes=weights_bytes(projector) if projector is not None else 0,
+        image_tokens=image_tokens,
     )
 
 

@@ -19,6 +19,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from workbench.errors import InputError
+from workbench.gguf import ModelInfo
+
 OLLAMA_PROJECTOR_MEDIA = "application/vnd.ollama.image.projector"
 """The media type of an Ollama manifest's projector layer."""
 
@@ -70,3 +73,52 @@ def projector_beside(model: str | Path) -> Path | None:
         return None
     found = pick_projector(siblings, p.name)
     return Path(found) if found else None
+
+
+IMAGE_TOKEN_BUDGETS: dict[str, tuple[int, int, int]] = {
+    "gemma4v": (70, 1120, 280),
+}
+"""Projector types with an image token budget: (fewest, most, default) tokens per image
+(Gemma 4: 70 to 1120, 280 by default, as its model card gives them)."""
+
+FIXED_IMAGE_TOKENS: dict[str, int] = {"gemma3": 256}
+"""Projector types whose every image takes the same number of tokens, whatever its size."""
+
+
+def projector_type(info: ModelInfo) -> str | None:
+    """A projector header's type (``clip.projector_type``, or the vision one of a
+    projector with several modalities), None when it says none."""
+    md = info.metadata
+    value = md.get("clip.projector_type") or md.get("clip.vision.projector_type")
+    return str(value) if value else None
+
+
+def check_budget(info: ModelInfo, budget: int | None) -> None:
+    """Refuse an ``image_tokens`` setting outside the projector's budget.
+
+    Raises:
+        InputError: ``budget`` below the fewest or above the most tokens it allows.
+    """
+    kind = projector_type(info)
+    if budget is None or kind not in IMAGE_TOKEN_BUDGETS:
+        return
+    low, high, _ = IMAGE_TOKEN_BUDGETS[kind]
+    if not low <= budget <= high:
+        raise InputError(f"image_tokens {budget} is outside {kind}'s budget ({low} to {high})")
+
+
+def image_tokens(info: ModelInfo, budget: int | None = None) -> int | None:
+    """Tokens one image takes in the language model's context with this projector (the
+    ``budget`` where it has one), None when the count depends on the image (tiling,
+    dynamic resolution) or the type is unknown here."""
+    kind = projector_type(info)
+    if kind in IMAGE_TOKEN_BUDGETS:
+        return budget or IMAGE_TOKEN_BUDGETS[kind][2]
+    if kind in FIXED_IMAGE_TOKENS:
+        return FIXED_IMAGE_TOKENS[kind]
+    if kind == "mlp" and not info.metadata.get("clip.vision.image_grid_pinpoints"):
+        size = info.metadata.get("clip.vision.image_size")
+        patch = info.metadata.get("clip.vision.patch_size")
+        if isinstance(size, int) and isinstance(patch, int) and patch:
+            return (size // patch) ** 2  # LLaVA 1.5: one token per patch
+    return None
