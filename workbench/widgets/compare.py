@@ -34,6 +34,7 @@ import polars as pl
 
 from workbench.backends.base import GenerationConfig, Prompt, resolve_sampling
 from workbench.host import idle_release_s
+from workbench.images import Image, ImageError, image_from_bytes
 from workbench.models.registry import ModelRef, list_models, resolve
 from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
 from workbench.store import RunStore, rows_to_frame
@@ -274,6 +275,11 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="100%", height="44px"),
         )
         self.system_prompt.add_class("wb-system")
+        self.image_upload = widgets.FileUpload(
+            accept="image/png,image/jpeg,image/webp", multiple=True, description="image"
+        )
+        """Images sent with the prompt to every model (checked when Run is pressed)."""
+        self.image_upload.add_class("wb-image")
         self.model_select = widgets.SelectMultiple(
             options=list(self.refs),
             value=selected,
@@ -363,7 +369,7 @@ class ComparePanel(widgets.VBox):
             [self.model_select, sampling],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
-        buttons = widgets.HBox([self.run_button, self.stop_button, self.status])
+        buttons = widgets.HBox([self.run_button, self.stop_button, self.image_upload, self.status])
         super().__init__(
             [
                 self.prompt,
@@ -408,6 +414,17 @@ class ComparePanel(widgets.VBox):
             system_prompt=system or None,
         )
 
+    def images(self) -> tuple[Image, ...]:
+        """The uploaded images, checked (:func:`workbench.images.image_from_bytes`).
+
+        Raises:
+            ImageError: a file that is not a PNG, JPEG or WebP image, or does not decode.
+        """
+        return tuple(
+            image_from_bytes(bytes(f["content"]), str(f.get("name") or "image"))
+            for f in self.image_upload.value
+        )
+
     # ------------------------------------------------------------------ running
 
     @property
@@ -432,6 +449,11 @@ class ComparePanel(widgets.VBox):
             if not names:
                 self._set_status("Select at least one model.", error=True)
                 return False
+            try:
+                images = self.images()
+            except ImageError as e:  # before any model runs, one line
+                self._set_status(str(e), error=True)
+                return False
             self._cancel_idle_timer()
             self.last_error = None
             self._cancel = threading.Event()
@@ -441,7 +463,7 @@ class ComparePanel(widgets.VBox):
             self.run_button.disabled = True
             self.stop_button.disabled = False
             self._set_status(f"Running {len(names)} model(s), one after another…")
-            prompt = Prompt(text)
+            prompt = Prompt(text, images=images)
             config = self.generation_config()
             self._thread = threading.Thread(
                 target=self._work,
