@@ -124,6 +124,8 @@ class BenchRow(TypedDict):
     test: Annotated[str | None, pl.String()]
     n_prompt: Annotated[int | None, pl.Int32()]
     n_gen: Annotated[int | None, pl.Int32()]
+    n_images: Annotated[int | None, pl.Int32()]  # images per repetition of an img test
+    image_tokens: Annotated[int | None, pl.Int32()]  # tokens each image took (img test)
     depth: Annotated[int | None, pl.Int32()]
     reps: Annotated[int, pl.Int32()]
     interleaved: Annotated[bool, pl.Boolean()]

@@ -106,6 +106,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each model's speed relative to the first one, repetition by repetition, with a "
         "95%% interval: fair comparisons on a machine whose speed drifts (laptop, shared VM)",
     )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also an image test (img): the projector encodes N images per repetition; the "
+        "rate is images/s (models need a projector beside them)",
+    )
+    p.add_argument(
+        "--image-tokens",
+        dest="image_tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the image test's token budget per image (Gemma 4: 70-1120; default: the projector's)",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up")
     p.add_argument("--no-store", action="store_true", help="do not append rows to data/bench")
     p.add_argument("--json", action="store_true", help="print the result rows as JSON")
@@ -119,12 +135,16 @@ def _fa_text(v: bool | None) -> str:
 def _test_name(r: Mapping[str, Any]) -> str:
     if r["test"] is None:
         return "-"
+    if r["test"] == "img":  # images per repetition, and the tokens each took
+        tokens = f" @ {r['image_tokens']} tok" if r.get("image_tokens") else ""
+        return f"img{r['n_images']}{tokens}"
     n = r["n_prompt"] if r["test"] == "pp" else r["n_gen"]
     return f"{r['test']}{n}" + (f" @ d{r['depth']}" if r["depth"] else "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """llama-bench's markdown table: settings, test, t/s as mean +- sd."""
+    """llama-bench's markdown table: settings, test, t/s as mean +- sd (images/s for an
+    img test)."""
     head = ["model", "ngl", "threads", "n_batch", "fa", "type_k", "test", "t/s"]
     body = []
     for r in rows:
@@ -194,7 +214,10 @@ def run(args: argparse.Namespace) -> int:
         type_v=args.cache_type_v,
         n_gpu_layers=args.n_gpu_layers,
     )
-    cases = bench_cases(n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep)
+    cases = bench_cases(
+        n_prompt=args.n_prompt, n_gen=args.n_gen, depths=args.n_depth, sweep=sweep,
+        n_images=args.images, image_tokens=args.image_tokens,
+    )  # fmt: skip
     refs = [resolve(m) for m in args.models] if args.models else default_models()
 
     total = len(cases) * len(refs)
@@ -207,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
         if row["error"]:
             what = f"{model} {_test_name(row)}: error: {row['error']}"
         else:
-            what = f"{model} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} t/s"
+            unit = "images/s" if row["test"] == "img" else "t/s"
+            what = f"{model} {_test_name(row)}: {row['tps_mean']:.2f} ± {row['tps_sd']:.2f} {unit}"
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
     frame = bench(
@@ -221,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
         warmup=not args.no_warmup,
         on_row=progress,
         interleave=args.interleave,
+        n_images=args.images,
+        image_tokens=args.image_tokens,
     )
     rows = frame.to_dicts()
     if args.json:

@@ -9,6 +9,8 @@ The measurement follows llama-bench (``tools/llama-bench/llama-bench.cpp``) step
   batches of ``n_batch`` with only the last logits requested, then one synchronize;
 - ``tg``: one token per ``llama_decode`` (BOS, then random tokens, no sampling), with a
   synchronize after each;
+- ``img`` (not llama-bench's): the model's projector encodes a fixed test image
+  ``n_images`` times per repetition (see :class:`_ImageTest`);
 - one untimed warm-up (a whole ``pp`` run, or a single ``tg`` token), then ``reps`` timed
   repetitions, each on a cache cleared with ``llama_memory_clear(mem, false)``;
 - depth: before the timed part of each repetition the cache is filled with ``depth``
@@ -213,6 +215,82 @@ class _Test:
             self.ctx = None
 
 
+class _ImageTest:
+    """An img test: the projector encodes ``n_images`` images per timed repetition.
+
+    The image is a fixed pseudo-random 448 x 448 RGB picture (the projector resizes or
+    tiles it as it does any image), tokenized once; each repetition times
+    ``mtmd_encode_chunk`` alone, the step the row's ``image_encode_s`` times in a
+    comparison (the decode of the embeddings into the context is prompt processing).
+    """
+
+    SIDE = 448
+
+    def __init__(self, model: _Model, case: dict[str, Any], job: dict[str, Any], mmproj: str):
+        import llama_cpp.mtmd_cpp as mtmd
+
+        self.mtmd, self.case = mtmd, case
+        self.ctx = self.bitmap = self.chunks = None
+        self.samples: list[int] = []
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = case["n_gpu_layers"] != 0
+        params.n_threads = case["n_threads"]
+        params.print_timings = False
+        if case.get("image_tokens"):
+            params.image_min_tokens = params.image_max_tokens = case["image_tokens"]
+        self.ctx = mtmd.mtmd_init_from_file(mmproj.encode(), model.handle, params)
+        if not self.ctx:
+            raise RuntimeError(f"llama.cpp could not load the projector {os.path.basename(mmproj)}")
+        try:
+            n = self.SIDE * self.SIDE * 3
+            pixels = (ctypes.c_uint8 * n).from_buffer(bytearray(random.Random(2).randbytes(n)))
+            self.bitmap = mtmd.mtmd_bitmap_init(self.SIDE, self.SIDE, pixels)
+            text = mtmd.mtmd_input_text()
+            raw = mtmd.mtmd_default_marker()
+            text.text, text.text_len = raw, len(raw)
+            text.add_special, text.parse_special = False, True
+            self.chunks = mtmd.mtmd_input_chunks_init()
+            array = (mtmd.mtmd_bitmap_p_ctypes * 1)(self.bitmap)
+            if mtmd.mtmd_tokenize(self.ctx, self.chunks, ctypes.byref(text), array, 1) != 0:
+                raise RuntimeError("the projector could not preprocess the test image")
+            self.chunk = next(
+                mtmd.mtmd_input_chunks_get(self.chunks, i)
+                for i in range(mtmd.mtmd_input_chunks_size(self.chunks))
+                if mtmd.mtmd_input_chunk_get_type(mtmd.mtmd_input_chunks_get(self.chunks, i))
+                == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE
+            )
+            self.image_tokens = int(mtmd.mtmd_input_chunk_get_n_tokens(self.chunk))
+            if job["warmup"]:
+                self._encode()
+        except BaseException:
+            self.close()
+            raise
+
+    def _encode(self) -> None:
+        if self.mtmd.mtmd_encode_chunk(self.ctx, self.chunk) != 0:
+            raise RuntimeError("the projector failed to encode the test image")
+
+    def rep(self) -> None:
+        t0 = time.perf_counter_ns()
+        for _ in range(self.case["n_images"]):
+            self._encode()
+        self.samples.append(time.perf_counter_ns() - t0)
+
+    def figures(self) -> dict[str, Any]:
+        return {"samples_ns": self.samples, "n_ctx": None, "flash_attn_used": None,
+                "image_tokens": self.image_tokens}  # fmt: skip
+
+    def close(self) -> None:
+        mtmd = self.mtmd
+        if self.chunks:
+            mtmd.mtmd_input_chunks_free(self.chunks)
+        if self.bitmap:
+            mtmd.mtmd_bitmap_free(self.bitmap)
+        if self.ctx:
+            mtmd.mtmd_free(self.ctx)
+        self.ctx = self.bitmap = self.chunks = None
+
+
 def run_job(conn: Connection, lc: Any, job: dict[str, Any], log: ChildLog) -> None:
     """Benchmark every model of ``job["paths"]`` on every case of ``job["cases"]``.
 
@@ -223,14 +301,20 @@ def run_job(conn: Connection, lc: Any, job: dict[str, Any], log: ChildLog) -> No
     nearly the same moment.
     """
     models = [_Model(p) for p in job["paths"]]
+    mmprojs = job.get("mmprojs") or [None] * len(models)
     try:
         for ci, case in enumerate(job["cases"]):
             conn.send(("start", ci))
-            tests: list[tuple[int, _Test]] = []
+            tests: list[tuple[int, _Test | _ImageTest]] = []
             for mi, model in enumerate(models):
                 try:
                     model.ensure_loaded(lc, case["n_gpu_layers"], log)
-                    tests.append((mi, _Test(lc, model, case, job, log)))
+                    if case.get("test") != "img":
+                        tests.append((mi, _Test(lc, model, case, job, log)))
+                    elif mmprojs[mi] is None:
+                        raise RuntimeError("a text-only model (no projector): no image test")
+                    else:
+                        tests.append((mi, _ImageTest(model, case, job, mmprojs[mi])))
                 except Exception as e:
                     conn.send(("fail", mi, ci, one_line(e)))
             try:

@@ -70,7 +70,8 @@ class BenchCase:
     """One test of one model: what the child process runs and times."""
 
     test: str
-    """pp (prompt processing) or tg (text generation)."""
+    """pp (prompt processing), tg (text generation) or img (image encoding by the
+    projector: the rate is images per second)."""
     n_prompt: int
     n_gen: int
     depth: int
@@ -82,12 +83,24 @@ class BenchCase:
     type_k: str
     type_v: str
     n_gpu_layers: int
+    n_images: int = 0
+    """Images encoded per repetition of an img test."""
+    image_tokens: int | None = None
+    """The image token budget of an img test (None: the projector's default)."""
 
     @property
     def label(self) -> str:
-        """llama-bench's test name: ``pp512``, ``tg128 @ d4096``."""
+        """llama-bench's test name: ``pp512``, ``tg128 @ d4096``; ``img4`` (``@ 280 tok``)."""
+        if self.test == "img":
+            budget = f" @ {self.image_tokens} tok" if self.image_tokens else ""
+            return f"img{self.n_images}{budget}"
         n = self.n_prompt if self.test == "pp" else self.n_gen
         return f"{self.test}{n}" + (f" @ d{self.depth}" if self.depth else "")
+
+    @property
+    def units(self) -> int:
+        """What one repetition processes: tokens (pp, tg) or images (img)."""
+        return self.n_images if self.test == "img" else self.n_prompt + self.n_gen
 
     def to_job(self) -> dict[str, Any]:
         return {
@@ -101,6 +114,8 @@ class BenchCase:
             "type_k_id": kv_type_id(self.type_k),
             "type_v_id": kv_type_id(self.type_v),
             "n_gpu_layers": self.n_gpu_layers,
+            "n_images": self.n_images,
+            "image_tokens": self.image_tokens,
         }
 
 
@@ -110,13 +125,20 @@ def bench_cases(
     n_gen: int = 128,
     depths: Sequence[int] = (0,),
     sweep: BenchSettings | None = None,
+    n_images: int = 0,
+    image_tokens: int | None = None,
 ) -> list[BenchCase]:
     """Every test of a sweep, in llama-bench's order (GPU layers outermost, so a model is
     reloaded only when they change; then batch, KV types, flash attention, threads and
-    depth; pp before tg)."""
+    depth; pp before tg, then img: ``n_images`` images encoded per repetition at the
+    ``image_tokens`` budget, once per setting, not per depth)."""
     s = sweep or BenchSettings()
-    if n_prompt < 0 or n_gen < 0 or (n_prompt == 0 and n_gen == 0):
-        raise BenchError("n_prompt and n_gen must be >= 0 and not both 0")
+    if n_prompt < 0 or n_gen < 0 or n_images < 0:
+        raise BenchError("n_prompt, n_gen and n_images must be >= 0")
+    if n_prompt == 0 and n_gen == 0 and n_images == 0:
+        raise BenchError("nothing to measure: n_prompt, n_gen and n_images are all 0")
+    if image_tokens is not None and image_tokens < 1:
+        raise BenchError("image_tokens must be at least 1")
     if not depths or any(int(d) < 0 for d in depths):
         raise BenchError("depths must be >= 0")
     cases = []
@@ -144,4 +166,8 @@ def bench_cases(
             cases.append(BenchCase("pp", n_prompt, 0, **common))
         if n_gen > 0:
             cases.append(BenchCase("tg", 0, n_gen, **common))
+        if n_images > 0 and int(d) == int(depths[0]):
+            img = {**common, "depth": 0}
+            cases.append(BenchCase("img", 0, 0, **img, n_images=n_images,
+                                   image_tokens=image_tokens))  # fmt: skip
     return cases

@@ -87,7 +87,11 @@ class _Died:
 
 
 def _run_child(
-    paths: Sequence[str], cases: list[BenchCase], reps: int, warmup: bool
+    paths: Sequence[str],
+    cases: list[BenchCase],
+    reps: int,
+    warmup: bool,
+    mmprojs: Sequence[str | None] | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any] | None, str | None] | _Died]:
     """Run the models' cases in one bench process; yield (model, case, figures, error)
     as tests finish, and a final :class:`_Died` if the process died before it was done
@@ -95,7 +99,8 @@ def _run_child(
     worker = Worker("workbench.llama.bench_worker", name="bench process")
     job = {
         "paths": list(paths),
-        "cases": [c.to_job() for c in cases],
+        "mmprojs": list(mmprojs) if mmprojs is not None else [None] * len(paths),
+        "cases": [{**c.to_job(), "test": c.test} for c in cases],
         "reps": reps,
         "warmup": warmup,
     }
@@ -127,12 +132,12 @@ def _run_child(
 
 
 def _run_alone(
-    path: str, cases: list[BenchCase], reps: int, warmup: bool
+    path: str, cases: list[BenchCase], reps: int, warmup: bool, mmproj: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """One model in its own process: yield (case index, figures, error) for every case,
     the cases a dead process never reached included."""
     reported: set[int] = set()
-    for item in _run_child([path], cases, reps, warmup):
+    for item in _run_child([path], cases, reps, warmup, [mmproj]):
         if isinstance(item, _Died):
             for ci in range(len(cases)):
                 if ci not in reported:
@@ -155,7 +160,7 @@ def _row(
 ) -> BenchRow:
     info = mr.info
     stats = (
-        rate_stats(figures["samples_ns"], case.n_prompt + case.n_gen)
+        rate_stats(figures["samples_ns"], case.units)
         if figures is not None and case is not None
         else None
     )
@@ -173,6 +178,8 @@ def _row(
         "test": case.test if case else None,
         "n_prompt": case.n_prompt if case else None,
         "n_gen": case.n_gen if case else None,
+        "n_images": case.n_images if case and case.test == "img" else None,
+        "image_tokens": figures.get("image_tokens") if figures else None,
         "depth": case.depth if case else None,
         "reps": reps,
         "interleaved": interleaved,
@@ -233,12 +240,17 @@ def iter_bench(
     sweep: BenchSettings | None = None,
     warmup: bool = True,
     interleave: bool = False,
+    n_images: int = 0,
+    image_tokens: int | None = None,
 ) -> Iterator[BenchRow]:
     """Like :func:`bench`, but yields each row (a :class:`~workbench.schemas.BenchRow`) as soon
     as its test finishes, for progress displays. Nothing is stored."""
     if reps < 1:
         raise BenchError("reps must be at least 1")
-    cases = bench_cases(n_prompt=n_prompt, n_gen=n_gen, depths=depths, sweep=sweep)
+    cases = bench_cases(
+        n_prompt=n_prompt, n_gen=n_gen, depths=depths, sweep=sweep, n_images=n_images,
+        image_tokens=image_tokens,
+    )  # fmt: skip
     specs: Sequence[str | Path | ModelRef] = default_models() if models is None else models
     run_id = uuid.uuid4().hex
     meta = _meta()
@@ -257,7 +269,7 @@ def iter_bench(
         if mr.error is not None:
             yield _row(run_id, mr, None, reps, None, mr.error, meta)
             continue
-        for ci, figures, error in _run_alone(mr.ref.path, cases, reps, warmup):
+        for ci, figures, error in _run_alone(mr.ref.path, cases, reps, warmup, mr.ref.mmproj):
             yield _row(run_id, mr, cases[ci], reps, figures, error, meta)
 
 
@@ -274,7 +286,8 @@ def _interleaved(
     tests alone, so the one at fault reports the abort and the others still run."""
     reported: list[set[int]] = [set() for _ in ready]
     died = False
-    for item in _run_child([mr.ref.path for mr in ready], cases, reps, warmup):
+    paths = [mr.ref.path for mr in ready]
+    for item in _run_child(paths, cases, reps, warmup, [mr.ref.mmproj for mr in ready]):
         if isinstance(item, _Died):
             died = True
             break
@@ -286,7 +299,7 @@ def _interleaved(
     for mi, mr in enumerate(ready):
         rest = [c for ci, c in enumerate(cases) if ci not in reported[mi]]
         if rest:
-            for ci, figures, error in _run_alone(mr.ref.path, rest, reps, warmup):
+            for ci, figures, error in _run_alone(mr.ref.path, rest, reps, warmup, mr.ref.mmproj):
                 yield _row(run_id, mr, rest[ci], reps, figures, error, meta)
 
 
@@ -302,6 +315,8 @@ def bench(
     warmup: bool = True,
     on_row: Callable[[BenchRow], None] | None = None,
     interleave: bool = False,
+    n_images: int = 0,
+    image_tokens: int | None = None,
 ) -> pl.DataFrame:
     """Benchmark prompt processing and generation speed of each model, llama-bench style.
 
@@ -323,6 +338,9 @@ def bench(
             shared VM, with :func:`speed_ratios` for the paired comparison. The models
             must fit in memory together. Default: one process per model, in turn, as
             llama-bench runs them.
+        n_images: images encoded per repetition of an image test (``img``: the rate is
+            images per second; a model without a projector gets an error row); 0: none.
+        image_tokens: the image token budget of that test (None: the projector's).
 
     Returns:
         One row per (model, settings, depth, test) with BENCH_SCHEMA's columns; a model
@@ -338,6 +356,8 @@ def bench(
         sweep=sweep,
         warmup=warmup,
         interleave=interleave,
+        n_images=n_images,
+        image_tokens=image_tokens,
     ):
         rows.append(row)
         if on_row is not None:
