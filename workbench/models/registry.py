@@ -29,7 +29,7 @@ from workbench.models.hub.files import HubSettings
 from workbench.models.projectors import is_projector, projector_beside
 from workbench.models.ref import ModelRef
 from workbench.models.stores import lmstudio_models, ollama_models
-from workbench.models.twin import TwinError, resolve_twin
+from workbench.models.twin import TwinError, resolve_projector_twin, resolve_twin
 from workbench.paths import cache_dir
 
 GEMMA_NAME = "gemma-3-270m"
@@ -253,9 +253,11 @@ def twin_ref(spec: str, *, fill: str = "random") -> ModelRef:
     """
     try:
         path = resolve_twin(spec, fill=fill)  # type: ignore[arg-type]
+        # A vision model's twin comes with a twin of its projector (header only).
+        mmproj = resolve_projector_twin(spec, fill=fill)  # type: ignore[arg-type]
     except TwinError as e:
         raise ModelNotFound(str(e)) from None
-    return ModelRef(strip_prefix(spec), str(path), "twin")
+    return ModelRef(strip_prefix(spec), str(path), "twin", mmproj=str(mmproj) if mmproj else None)
 
 
 def resolve(spec: str) -> ModelRef:

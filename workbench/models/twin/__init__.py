@@ -25,7 +25,7 @@ from workbench.models.twin.base import (
     describe,
     marker_entries,
 )
-from workbench.models.twin.build import build_twin, resolve_twin
+from workbench.models.twin.build import build_twin, resolve_projector_twin, resolve_twin
 from workbench.models.twin.catalog import (
     CatalogHeader,
     catalog_frame,
@@ -68,6 +68,7 @@ __all__ = [
     "marker_entries",
     "read_local_headers",
     "read_remote_headers",
+    "resolve_projector_twin",
     "resolve_twin",
     "synthetic_vocab_entries",
     "twin_entries",

@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 from workbench.gguf import read_model_info
+from workbench.models import hub
 from workbench.models.catalog import TWIN_PREFIX, catalog_entry, strip_prefix
+from workbench.models.hub.files import projector_for
+from workbench.models.projectors import projector_beside
 from workbench.models.twin.base import Fill, TwinError, TwinResult
 from workbench.models.twin.catalog import twin_entries, twin_from_catalog
 from workbench.models.twin.sources import twin_from_file, twin_from_hub
@@ -108,3 +111,43 @@ def resolve_twin(name_or_path: str | Path, *, fill: Fill = "random", seed: int =
         return target
     build_twin(body, target, fill=fill, seed=seed)
     return target
+
+
+def projector_source(name_or_path: str | Path) -> str | None:
+    """Where the projector of the model a twin names is: the ``mmproj-*.gguf`` beside a
+    local file, or the hub repository's (``owner/repo:mmproj-F16.gguf``: only its header
+    is read to twin it); None for a text-only model or a published configuration (whose
+    vision tower has no layout here).
+
+    Raises:
+        HubError: a hub repository that cannot be listed (one line).
+    """
+    body = strip_prefix(str(name_or_path))
+    local = Path(body).expanduser()
+    if local.is_file():
+        found = projector_beside(local)
+        return str(found) if found else None
+    entry = catalog_entry(body.partition(":")[0])
+    if entry is not None and entry.hparams is not None:
+        return None
+    try:
+        spec = hub.parse_spec(body)
+    except hub.UnknownSpec:
+        return None
+    settings = hub.HubSettings.from_env()
+    if settings.offline:
+        files = hub.list_cached_files(spec.repo, settings=settings)
+    else:
+        files = hub.list_remote_files(spec.repo, settings=settings)
+    groups = hub.find_group([g for g in hub.group_gguf_files(files) if g.complete], spec)
+    if not groups:
+        return None
+    found_file = projector_for(files, groups[0])
+    return f"{spec.repo}:{found_file.path}" if found_file else None
+
+
+def resolve_projector_twin(name_or_path: str | Path, *, fill: Fill = "random") -> Path | None:
+    """A twin of the projector of the model ``name_or_path`` names (built on first use
+    and cached like any twin), None when it has none (see :func:`projector_source`)."""
+    source = projector_source(name_or_path)
+    return resolve_twin(TWIN_PREFIX + source, fill=fill) if source else None
