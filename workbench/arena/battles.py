@@ -100,8 +100,20 @@ failed ("error"), or one with an error message, never goes into a battle."""
 _POOL_MATCH = ("temperature", "top_p", "top_k", "max_tokens")
 
 
+def pool_key(text: str, image_sha256: str | None = None) -> str:
+    """The pool's key of a prompt: its text, and its images' sha256 (a run row's
+    ``image_sha256``) when it has any, so the same words with another picture, or none,
+    are another prompt."""
+    return f"{text}\x00images:{image_sha256}" if image_sha256 else text
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """:func:`pool_key` of a prompt of the study."""
+    return pool_key(prompt.text, ",".join(im.sha256 for im in prompt.images) or None)
+
+
 class AnswerPool:
-    """Pre-generated answers by (prompt text, model name)."""
+    """Pre-generated answers by (prompt, model name); a prompt is its :func:`pool_key`."""
 
     def __init__(self) -> None:
         self._answers: dict[tuple[str, str], list[PoolAnswer]] = {}
@@ -138,11 +150,11 @@ class AnswerPool:
             cond &= pl.col("system_prompt") == config.system_prompt
         if config.seed is not None:
             cond &= pl.col("seed") == config.seed
-        rows = runs.filter(cond).select("prompt", "model", "row_id", "response")
-        for prompt, model, row_id, response in rows.iter_rows():
+        rows = runs.filter(cond).select("prompt", "image_sha256", "model", "row_id", "response")
+        for prompt, images, model, row_id, response in rows.iter_rows():
             answer = PoolAnswer.of(row_id, response)
             if answer.text:
-                pool.add(prompt, model, answer)
+                pool.add(pool_key(prompt, images), model, answer)
         return pool
 
     def add(self, prompt: str, model: str, answer: PoolAnswer) -> None:
@@ -179,8 +191,10 @@ class BattleView:
     answer_b: str
     category: str | None = None
     language: str | None = None
+    images: tuple[str, ...] = ()
+    """The prompt's images as ``data:`` URLs (the same for both answers), in order."""
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "battle_id": self.battle_id,
             "prompt": self.prompt,
@@ -188,6 +202,7 @@ class BattleView:
             "answer_b": self.answer_b,
             "category": self.category,
             "language": self.language,
+            "images": list(self.images),
         }
 
 
@@ -295,7 +310,7 @@ class Arena:
     def _eligible_prompts(self, rater: str, left: str, right: str) -> list[Prompt]:
         prompts = list(self.study.prompts)
         if self.study.pool_only:
-            prompts = [p for p in prompts if self.pool.has(p.text, (left, right))]
+            prompts = [p for p in prompts if self.pool.has(prompt_key(p), (left, right))]
         # Prompts with answers this rater has not been shown yet come first, and among
         # those the ones whose unseen answers name no model or maker.
         tiers = [min(self._freshness(rater, p, m) for m in (left, right)) for p in prompts]
@@ -305,7 +320,7 @@ class Arena:
     def _freshness(self, rater: str, prompt: Prompt, model: str) -> int:
         """2: an unseen answer naming nobody (or a new one can be generated), 1: an unseen
         answer, 0: only answers this rater has seen."""
-        pooled = self.pool.answers(prompt.text, model)
+        pooled = self.pool.answers(prompt_key(prompt), model)
         if not pooled:
             return 0 if self.study.pool_only else 2
         seen = self._seen.get(rater, set())
@@ -331,7 +346,9 @@ class Arena:
     def _pick(self, rater: str, prompt: Prompt, model: str, busy: set[str]) -> PoolAnswer | None:
         """A pooled answer for ``rater`` (None: generate one). Never one in ``busy``, the
         answers of the rater's open and preparing battles. Called under the lock."""
-        pooled = [a for a in self.pool.answers(prompt.text, model) if a.response_id not in busy]
+        pooled = [
+            a for a in self.pool.answers(prompt_key(prompt), model) if a.response_id not in busy
+        ]
         seen = self._seen.get(rater, set())
         fresh = [a for a in pooled if a.response_id not in seen]
         # Prefer pooled answers this rater has not seen (a repeated text would unblind them
@@ -438,7 +455,7 @@ class Arena:
                 (finished.error or row.get("finish_reason")) if finished else "no result",
             )
             raise ArenaError("an answer could not be generated; please try again")
-        self.pool.add(prompt.text, model, answer)
+        self.pool.add(prompt_key(prompt), model, answer)
         return answer
 
     def new_battle(self, rater: Rater, free_prompt: str | None = None) -> BattleView:
@@ -483,6 +500,7 @@ class Arena:
             record.answer_b,
             plan.prompt.category,
             plan.prompt.language,
+            tuple(im.data_url() for im in plan.prompt.images),
         )
 
     def _record(

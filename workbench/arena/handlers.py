@@ -92,7 +92,8 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
 
     def new_battle(token: str, prompt: str = "", request: gr.Request = None) -> dict:
         """Start a blind battle (on your own prompt where the study takes them). Returns
-        battle_id, prompt, answer_a, answer_b."""
+        battle_id, prompt, answer_a, answer_b, category, language and images (the
+        prompt's images as data: URLs)."""
         try:
             rater = authenticate(token, request)
             return arena.new_battle(rater, prompt).as_dict()
@@ -173,6 +174,12 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
 
     def shown(view: BattleView) -> tuple[Any, ...]:
         prompt = "**Prompt:**\n\n" + view.prompt
+        if view.images:  # the same picture above both answers
+            prompt += "\n\n" + "\n".join(
+                f'<img src="{url}" alt="image {i + 1} of the prompt" class="wb-prompt-image" '
+                'style="max-width: 100%; max-height: 420px;">'
+                for i, url in enumerate(view.images)
+            )
         # the prompt box is emptied: the next battle must not silently reuse it
         return (view.battle_id, prompt, view.answer_a, view.answer_b, *buttons_on, "", "", "")
 
