@@ -64,7 +64,8 @@ def test_compare_with_images_stores_what_was_sent(
             assert r["image_sha256"] == shas
             assert r["image_size"] == "32x20,18x12"
             assert r["image_bytes"] == files["png"].stat().st_size + files["webp"].stat().st_size
-            assert r["image_budget"] == 280
+        assert text_only["image_budget"] == 280
+        assert served["image_budget"] is None, "a server's budget is its own"
     ((_, body),) = scripted.requests
     assert len(body["messages"][-1]["content"]) == 3
 

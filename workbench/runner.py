@@ -277,7 +277,8 @@ class Runner:
             "image_sha256": ",".join(im.sha256 for im in images) if images else None,
             "image_bytes": sum(im.size_bytes for im in images) if images else None,
             "image_size": ",".join(im.size for im in images) if images else None,
-            "image_budget": cfg.image_tokens if images else None,
+            # A server sets its own budget at start: the setting reaches local models only.
+            "image_budget": cfg.image_tokens if images and not served else None,
             "image_tokens": comp.image_tokens,
             "image_encode_s": comp.image_encode_s,
             "workbench_version": __version__,
