@@ -28,8 +28,9 @@ def test_an_uploaded_image_reaches_every_model(tmp_path: Path, browser: Any) -> 
         panel = page.locator(".wb-compare")
         panel.scroll_into_view_if_needed()
         try:
-            upload = panel.locator(".wb-image")
-            upload.locator("input[type=file]").set_input_files(str(picture), timeout=60_000)
+            with page.expect_file_chooser(timeout=60_000) as chooser:
+                panel.locator(".wb-image").click()  # as a user picks the file
+            chooser.value.set_files(str(picture))
             page.wait_for_function(
                 "() => /\\(1\\)/.test(document.querySelector('.wb-compare .wb-image').textContent)",
                 timeout=60_000,

@@ -44,7 +44,7 @@ from workbench.gguf import GGUFError, ModelInfo, read_model_info, validate_heade
 from workbench.llama.log import buffers, failure_cause, flash_attn_used
 from workbench.llama.params import LoadParams, load_params
 from workbench.llama.process import Worker
-from workbench.llama.vision import image_payload
+from workbench.llama.vision import image_payload, text_only_refusal
 from workbench.models.memory import plan
 from workbench.models.projectors import check_budget
 from workbench.thinking import setting
@@ -62,15 +62,6 @@ def llama_cpp_version() -> str | None:
         return version("llama-cpp-python")
     except PackageNotFoundError:
         return None
-
-
-def text_only_refusal(n_images: int) -> str:
-    """The row's error when a model without a projector is given images."""
-    what = "an image" if n_images == 1 else f"{n_images} images"
-    return (
-        f"a text-only model cannot take {what} (no projector mmproj-*.gguf beside the "
-        "file or named in workbench.toml)"
-    )
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any
 from workbench.errors import one_line
 from workbench.llama.params import flash_attn_arg, llama_kwargs
 from workbench.llama.process import child_connection
-from workbench.llama.vision import Vision, VisionError
+from workbench.llama.vision import Vision, VisionError, text_only_refusal
 from workbench.thinking import (
     Piece,
     ReasoningSplitter,
@@ -257,7 +257,7 @@ class _Model:
         figures: dict[str, Any] = {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
         images: list[dict[str, Any]] = list(req.get("images") or ())
         if images and self.vision is None:
-            conn.send(("error", "a text-only model cannot take images (no projector)", figures))
+            conn.send(("error", text_only_refusal(len(images)), figures))
             return
         if images:
             prompt, add_special = self.render_text(req)

@@ -26,6 +26,15 @@ DECODED_BY_LLAMA_CPP = ("png", "jpeg")
 bytes; others (WebP) reach it as RGB pixels decoded by Pillow."""
 
 
+def text_only_refusal(n_images: int) -> str:
+    """The row's error when a model without a projector is given images."""
+    what = "an image" if n_images == 1 else f"{n_images} images"
+    return (
+        f"a text-only model cannot take {what} (no projector mmproj-*.gguf beside the "
+        "file or named in workbench.toml)"
+    )
+
+
 def image_payload(fmt: str, data: bytes, width: int, height: int, rgb: Any) -> dict[str, Any]:
     """What the worker gets for one image: the file's bytes, or its RGB pixels."""
     if fmt in DECODED_BY_LLAMA_CPP:
