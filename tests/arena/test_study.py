@@ -76,6 +76,10 @@ def test_hashed_token(tmp_path: Path) -> None:
         (lambda t: 'show_thinking = "open"\n' + t, "show_thinking: expected one of hidden"),
         (lambda t: "show_thinking = true\n" + t, "show_thinking: expected a string"),
         (lambda t: "max_turns = 0\n" + t, "max_turns must be at least 1"),
+        (
+            lambda t: t.replace("[generation]", '[generation]\nthinking = "yes"'),
+            "generation.thinking",
+        ),
         (lambda t: 'max_turns = "3"\n' + t, "max_turns: expected an integer"),
         (
             lambda t: "max_turns = 3\n" + t.replace("only = false", 'only = true\nruns_root = "."'),

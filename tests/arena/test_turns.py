@@ -11,6 +11,7 @@ inline in ``<think>`` tags (a server without a reasoning parser).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -120,10 +121,10 @@ def test_thinking_shown_collapsed_is_cleaned_and_withheld_when_it_names_a_model(
     shown = {"a": view.reasoning_a, "b": view.reasoning_b}
     assert shown[north] == "Consider turn 1."  # tags and the zero-width space removed
     assert shown["b" if north == "a" else "a"] == "Weigh turn 1."
-    # A follow-up whose thinking names a model: that thinking is not shown, but kept.
+    # A follow-up whose thinking names a model: no thinking is shown on either side (one
+    # block missing would point at the side that named itself), but it is kept.
     after = arena.follow_up(alice, view.battle_id, "Tell me a secret.")
-    shown = {"a": after.reasoning_a, "b": after.reasoning_b}
-    assert shown[north] == "" and shown["b" if north == "a" else "a"] == "Weigh turn 2."
+    assert (after.reasoning_a, after.reasoning_b) == ("", "") and after.turn == 2
     record = arena.store.get_battle(view.battle_id)
     assert record is not None and record.reasoning_a == view.reasoning_a
     turn = record.follow_ups[0]
@@ -131,8 +132,9 @@ def test_thinking_shown_collapsed_is_cleaned_and_withheld_when_it_names_a_model(
     assert "Qwen" in raw and "Qwen" not in turn.reasoning_a + turn.reasoning_b
     # A first answer whose thinking names a model is withheld the same way.
     secret = arena.new_battle(alice, "A secret, please.")
-    assert "Qwen" not in secret.reasoning_a + secret.reasoning_b
-    assert {secret.reasoning_a, secret.reasoning_b} == {"", "Weigh turn 1."}
+    assert (secret.reasoning_a, secret.reasoning_b) == ("", "")
+    record = arena.store.get_battle(secret.battle_id)
+    assert record is not None and "Qwen" in f"{record.raw_reasoning_a}{record.raw_reasoning_b}"
     arena.close()
 
 
@@ -239,3 +241,10 @@ def test_pool_keeps_the_thinking_beside_the_answer() -> None:
     pool = AnswerPool.from_runs(runs, GEN, runs["model"].unique().to_list())
     answer = pool.answers(runs["prompt"][0], runs["model"][0])[0]
     assert (answer.reasoning, answer.raw_reasoning) == ("Step one.", "<i>Step</i> one.")
+    # Answers made with another thinking setting than the study's are not pooled.
+    off = runs.with_columns(thinking=pl.lit("off"))
+    assert len(AnswerPool.from_runs(off, GEN, off["model"].unique().to_list())) == 0
+    on = replace(GEN, thinking="on")
+    assert len(AnswerPool.from_runs(off, on, off["model"].unique().to_list())) == 0
+    assert len(AnswerPool.from_runs(runs, on, runs["model"].unique().to_list())) == 0
+    assert len(AnswerPool.from_runs(off, replace(GEN, thinking="off"), list(set(off["model"])))) > 0

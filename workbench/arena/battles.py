@@ -16,7 +16,7 @@
   are recorded with the reason and left out of ratings by default.
 - Thinking: a rater sees the answer alone; a study with ``show_thinking = "collapsed"``
   also shows the thinking, cleaned like the answer, unless it names a model or maker
-  (then that side shows none).
+  (then neither side shows any). Pooled answers match the study's ``thinking`` setting.
 - Follow-up turns (``max_turns`` > 1): the rater's follow-up goes to both models, each
   continuing its own conversation (its own earlier answers, as the rater was shown them),
   generated within the same bounds; both answers are shown together. A follow-up answer
@@ -49,6 +49,7 @@ from workbench.errors import ArenaError
 from workbench.gguf import GGUFError
 from workbench.runner import ResponseFinished, Runner
 from workbench.store import RunStore, load_runs
+from workbench.thinking import setting as thinking_setting
 
 __all__ = [
     "POOLED_FINISH",
@@ -158,6 +159,8 @@ class AnswerPool:
             cond &= pl.col("system_prompt") == config.system_prompt
         if config.seed is not None:
             cond &= pl.col("seed") == config.seed
+        if "thinking" in runs.columns:  # thinking on, off or the model's default
+            cond &= pl.col("thinking").fill_null("default") == thinking_setting(config.thinking)
         if "reasoning" not in runs.columns:  # rows stored before thinking was split off
             runs = runs.with_columns(reasoning=pl.lit(None, pl.String()))
         rows = runs.filter(cond).select("prompt", "model", "row_id", "response", "reasoning")
@@ -600,15 +603,20 @@ class Arena:
             earlier=tuple(turns[:-1]),
         )
 
-    def _shown_reasoning(self, answer: PoolAnswer) -> str:
-        """The thinking a rater is shown with ``answer``: none unless the study shows it
-        collapsed, and none when it names a model or maker (shown or raw text)."""
-        if self.study.show_thinking == "hidden" or not answer.reasoning:
-            return ""
+    def _shown_reasoning(self, a: PoolAnswer, b: PoolAnswer) -> tuple[str, str]:
+        """The thinking a rater is shown with answers ``a`` and ``b``: none unless the
+        study shows it collapsed, and none on either side when one of them names a model
+        or maker (shown or raw text): a block missing on one side only would tell the
+        rater which side named itself."""
+        if self.study.show_thinking == "hidden":
+            return "", ""
         names = self.study.model_names
-        if identity_terms(answer.reasoning, names) or identity_terms(answer.raw_reasoning, names):
-            return ""
-        return answer.reasoning
+        for answer in (a, b):
+            if identity_terms(answer.reasoning, names) or identity_terms(
+                answer.raw_reasoning, names
+            ):
+                return "", ""
+        return a.reasoning, b.reasoning
 
     def follow_up(self, rater: Rater, battle_id: str, text: str | None) -> BattleView:
         """Send ``rater``'s follow-up ``text`` to both models of their open battle: each
@@ -659,6 +667,7 @@ class Arena:
                 for side, model in (("a", record.model_a), ("b", record.model_b))
             ]
             a, b = answers
+            thinking_a, thinking_b = self._shown_reasoning(a, b)
             stored = self.store.add_follow_up(
                 battle_id,
                 rater.name,
@@ -669,8 +678,8 @@ class Arena:
                     answer_b=b.text,
                     raw_a=a.raw,
                     raw_b=b.raw,
-                    reasoning_a=self._shown_reasoning(a),
-                    reasoning_b=self._shown_reasoning(b),
+                    reasoning_a=thinking_a,
+                    reasoning_b=thinking_b,
                     raw_reasoning_a=a.raw_reasoning,
                     raw_reasoning_b=b.raw_reasoning,
                     response_a_id=a.response_id,
@@ -723,6 +732,7 @@ class Arena:
         ]
         created = datetime.now(UTC)
         names = self.study.model_names
+        thinking_a, thinking_b = self._shown_reasoning(ans_a, ans_b)
         return BattleRecord(
             battle_id=secrets.token_urlsafe(18),
             study=self.study.name,
@@ -735,8 +745,8 @@ class Arena:
             answer_b=ans_b.text,
             raw_a=ans_a.raw,
             raw_b=ans_b.raw,
-            reasoning_a=self._shown_reasoning(ans_a),
-            reasoning_b=self._shown_reasoning(ans_b),
+            reasoning_a=thinking_a,
+            reasoning_b=thinking_b,
             raw_reasoning_a=ans_a.raw_reasoning,
             raw_reasoning_b=ans_b.raw_reasoning,
             prompt_id=plan.prompt.id,

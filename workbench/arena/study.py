@@ -305,13 +305,17 @@ def _generation(section: dict[str, Any]) -> GenerationConfig:
         "n_ubatch": int,
         "type_k": str,
         "type_v": str,
+        "thinking": str,
     }
     values = {}
     for key, value in section.items():
         values[key] = _expect(value, kinds.get(key, object), f"generation.{key}")
         if kinds.get(key) == (int, float):
             values[key] = float(value)
-    cfg = GenerationConfig(**values)
+    try:
+        cfg = GenerationConfig(**values)
+    except InputError as e:
+        raise StudyError(f"generation.{e}") from None
     _check_generation(cfg)
     return cfg
 
