@@ -141,6 +141,7 @@ def test_cli_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["arena", "--study", str(DEMO), "--check", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"study": "demo"' in out and BUNDLED[1] in out
+    assert '"show_thinking": "hidden", "max_turns": 1' in out
 
 
 def test_twins_are_refused(tmp_path: Path) -> None:
