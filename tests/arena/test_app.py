@@ -57,6 +57,10 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b", "turn", "max_turns"}
     assert not any(name in str(battle) for name in (*BUNDLED, "base model"))
     assert (battle["reasoning_a"], battle["reasoning_b"]) == ("", "")
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="takes no follow-up turns"):
+        client.predict("alice-secret-1", battle["battle_id"], "More?", api_name="/follow_up")
     out = client.predict("alice-secret-1", battle["battle_id"], "bothbad", "meh", api_name="/vote")
     assert out["status"] == "recorded" and {out["model_a"], out["model_b"]} == set(BUNDLED)
     assert out["winner"] == "tie (bothbad)"

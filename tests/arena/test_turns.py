@@ -248,3 +248,34 @@ def test_pool_keeps_the_thinking_beside_the_answer() -> None:
     assert len(AnswerPool.from_runs(off, on, off["model"].unique().to_list())) == 0
     assert len(AnswerPool.from_runs(runs, on, runs["model"].unique().to_list())) == 0
     assert len(AnswerPool.from_runs(off, replace(GEN, thinking="off"), list(set(off["model"])))) > 0
+
+
+@pytest.mark.slow  # starts a Gradio server
+def test_follow_up_through_the_api(
+    tmp_path: Path, server: ScriptedServer, launched: list[object]
+) -> None:
+    from gradio_client import Client
+
+    from workbench.arena.app import build_app
+
+    from .helpers import free_port
+
+    arena = _arena(tmp_path, server, 'max_turns = 2\nshow_thinking = "collapsed"')
+    app = build_app(arena.study, arena=arena)
+    launched.append(app)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    first = client.predict("alice-secret-1", "Name a colour.", api_name="/new_battle")
+    assert first["turn"] == 1 and first["max_turns"] == 2
+    assert {first["reasoning_a"], first["reasoning_b"]} == {"Consider turn 1.", "Weigh turn 1."}
+    bid = first["battle_id"]
+    second = client.predict("alice-secret-1", bid, "And a fruit?", api_name="/follow_up")
+    assert (second["turn"], second["prompt"], second["battle_id"]) == (2, "And a fruit?", bid)
+    assert second["earlier"] == [
+        {"prompt": "Name a colour.", "answer_a": first["answer_a"], "answer_b": first["answer_b"]}
+    ]
+    assert not any(n in str(second) for n in ("north", "south", "base model"))
+    out = client.predict("alice-secret-1", bid, "tie", "", api_name="/vote")
+    assert (out["label_a"], out["label_b"]) == (out["model_a"], out["model_b"])  # both chat
+    assert arena.votes()["turns"].to_list() == [2]
