@@ -43,10 +43,17 @@ from workbench.arena.guard import identity_terms
 from workbench.arena.shown import shown_answer
 from workbench.arena.study import Rater, Study
 from workbench.arena.votes import BattleRecord, FollowUp, VoteOutcome, VoteRejected, VoteStore
-from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig, Message, Prompt
+from workbench.backends.base import (
+    WORKBENCH_SAMPLING,
+    GenerationConfig,
+    Message,
+    Prompt,
+    PromptMode,
+)
 from workbench.chat import conversation_prompt, prompt_mode
 from workbench.errors import ArenaError
 from workbench.gguf import GGUFError
+from workbench.models.registry import ModelRef
 from workbench.runner import ResponseFinished, Runner
 from workbench.store import RunStore, load_runs
 from workbench.thinking import setting as thinking_setting
@@ -194,8 +201,8 @@ class AnswerPool:
 # --------------------------------------------------------------------------- arena
 
 
-def _prompt_mode(ref: Any) -> str | None:
-    """How ``ref`` (a ModelRef) gets its prompts: ``chat`` for a served model (the server
+def _prompt_mode(ref: ModelRef) -> PromptMode | None:
+    """How ``ref`` gets its prompts: ``chat`` for a served model (the server
     applies its template), else from its GGUF's chat template; None when unreadable."""
     if ref.is_endpoint:
         return "chat"
