@@ -17,7 +17,11 @@ COMMIT failed is never reported recorded. A read-only store (``read_only=True``)
 votes file in a directory or on a medium it cannot write to (``--export``).
 
 Battles keep the answer text a rater was shown (``answer_a``, ``answer_b``) and the raw
-text the model wrote (``raw_a``, ``raw_b``); see :mod:`workbench.arena.shown`.
+text the model wrote (``raw_a``, ``raw_b``); see :mod:`workbench.arena.shown`. The
+thinking is kept the same way (``reasoning_a`` what the rater was shown of it, empty when
+the study hides it or it named a model; ``raw_reasoning_a`` what the model wrote), and a
+battle's follow-up turns (``follow_ups``, JSON) hold the same fields per turn. A vote
+covers the whole conversation; its ``turns`` says how many user turns it had.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +47,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WINNERS",
     "BattleRecord",
+    "FollowUp",
     "VoteOutcome",
     "VoteRejected",
     "VoteStore",
@@ -80,6 +85,11 @@ CREATE TABLE IF NOT EXISTS battles (
     answer_b       TEXT NOT NULL,
     raw_a          TEXT,            -- the text the model wrote
     raw_b          TEXT,
+    reasoning_a    TEXT,            -- the thinking shown to the rater ('' hidden or none)
+    reasoning_b    TEXT,
+    raw_reasoning_a TEXT,           -- the thinking the model wrote
+    raw_reasoning_b TEXT,
+    follow_ups     TEXT,            -- JSON list of the follow-up turns (FollowUp)
     source_a       TEXT NOT NULL,   -- pool or generated
     source_b       TEXT NOT NULL,
     flags          TEXT NOT NULL,   -- JSON list of identity-guard reasons
@@ -112,6 +122,7 @@ CREATE TABLE IF NOT EXISTS votes (
     flags          TEXT NOT NULL,
     battle_created_at TEXT NOT NULL,
     voted_at       TEXT NOT NULL,
+    turns          INTEGER NOT NULL DEFAULT 1, -- user turns of the conversation voted on
     UNIQUE (battle_id, rater)
 );
 """
@@ -128,13 +139,23 @@ class VoteStoreError(ArenaError):
     cause. Nothing was recorded by the call that raised it."""
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The votes file's layout, kept in ``PRAGMA user_version``: 0 is the first release
-(no version recorded), 2 adds the raw answer text. Older files migrate forward on open;
-a newer file is refused in one line (this workbench would misread it)."""
+(no version recorded), 2 adds the raw answer text, 3 the thinking and follow-up turns.
+Older files migrate forward on open; a newer file is refused in one line (this workbench
+would misread it)."""
 
 # Columns added after the first release: an older votes file gets them on open.
-_ADDED_COLUMNS = (("battles", "raw_a", "TEXT"), ("battles", "raw_b", "TEXT"))
+_ADDED_COLUMNS = (
+    ("battles", "raw_a", "TEXT"),
+    ("battles", "raw_b", "TEXT"),
+    ("battles", "reasoning_a", "TEXT"),
+    ("battles", "reasoning_b", "TEXT"),
+    ("battles", "raw_reasoning_a", "TEXT"),
+    ("battles", "raw_reasoning_b", "TEXT"),
+    ("battles", "follow_ups", "TEXT"),
+    ("votes", "turns", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -171,6 +192,36 @@ def _iso(t: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """One follow-up turn of a battle: the rater's message and both models' answers, as
+    shown and as written (the same fields as the battle's first turn)."""
+
+    turn: int
+    """Which user turn this is (2 for the first follow-up)."""
+    prompt: str
+    answer_a: str
+    answer_b: str
+    raw_a: str
+    raw_b: str
+    reasoning_a: str = ""
+    reasoning_b: str = ""
+    raw_reasoning_a: str = ""
+    raw_reasoning_b: str = ""
+    response_a_id: str | None = None
+    response_b_id: str | None = None
+    created_at: str = ""
+    """ISO time the turn was stored."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FollowUp:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
 class BattleRecord:
     """A battle as stored: both identities stay server-side until the vote."""
 
@@ -201,10 +252,33 @@ class BattleRecord:
     """What model A wrote (None: the same as ``answer_a``)."""
     raw_b: str | None = None
     """What model B wrote (None: the same as ``answer_b``)."""
+    reasoning_a: str = ""
+    """The thinking of answer A as the rater was shown it ("": hidden, withheld or none)."""
+    reasoning_b: str = ""
+    raw_reasoning_a: str | None = None
+    """The thinking model A wrote with its first answer (None: not recorded)."""
+    raw_reasoning_b: str | None = None
+    follow_ups: tuple[FollowUp, ...] = ()
+    """The follow-up turns so far, in order."""
 
     @property
     def flagged(self) -> bool:
         return bool(self.flags)
+
+    @property
+    def turns(self) -> int:
+        """User turns of the battle's conversation (1 without follow-ups)."""
+        return 1 + len(self.follow_ups)
+
+    def check_open(self, now: datetime | None = None) -> None:
+        """Raise VoteRejected unless the battle still takes a vote (or a follow-up) at
+        ``now`` (default: the current time)."""
+        if self.status == "voted":
+            raise VoteRejected("this battle already has your vote; it was counted once")
+        if self.status == "skipped":
+            raise VoteRejected("you skipped this battle; start a new one")
+        if self.expires_at is not None and (now or _now()) > self.expires_at:
+            raise VoteRejected("this battle has expired; start a new one")
 
 
 @dataclass(frozen=True)
@@ -334,9 +408,10 @@ class VoteStore:
             conn.execute(
                 """INSERT INTO battles (battle_id, study, rater, model_a, model_b, swapped,
                 prompt_id, prompt_set, category, language, prompt, response_a_id,
-                response_b_id, answer_a, answer_b, raw_a, raw_b, source_a, source_b, flags,
+                response_b_id, answer_a, answer_b, raw_a, raw_b, reasoning_a, reasoning_b,
+                raw_reasoning_a, raw_reasoning_b, follow_ups, source_a, source_b, flags,
                 created_at, expires_at, status)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'open')""",
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'open')""",
                 (
                     b.battle_id,
                     b.study,
@@ -355,6 +430,11 @@ class VoteStore:
                     b.answer_b,
                     b.raw_a,
                     b.raw_b,
+                    b.reasoning_a,
+                    b.reasoning_b,
+                    b.raw_reasoning_a,
+                    b.raw_reasoning_b,
+                    _follow_ups_json(b.follow_ups),
                     b.source_a,
                     b.source_b,
                     json.dumps(list(b.flags)),
@@ -408,6 +488,41 @@ class VoteStore:
                 (rater, at),
             ).fetchall()
         return [_battle(r) for r in rows]
+
+    def add_follow_up(
+        self, battle_id: str, rater: str, turn: FollowUp, *, now: datetime | None = None
+    ) -> BattleRecord:
+        """Append follow-up ``turn`` to ``rater``'s open battle; the battle as stored now.
+
+        Raises:
+            VoteRejected: unknown battle (or another rater's), voted, skipped or expired,
+                or not the battle's next turn (another follow-up got there first).
+            VoteStoreError: the votes file failed (nothing was added).
+        """
+        now = now or _now()
+        with self._db("cannot store a follow-up turn") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT * FROM battles WHERE battle_id = ?", (battle_id,)
+                ).fetchone()
+                if row is None or row["rater"] != rater:
+                    raise VoteRejected("unknown battle")
+                b = _battle(row)
+                b.check_open(now)
+                if turn.turn != b.turns + 1:
+                    raise VoteRejected("this battle moved on meanwhile; reload it")
+                stored = replace(turn, created_at=_iso(now))
+                conn.execute(
+                    "UPDATE battles SET follow_ups = ? WHERE battle_id = ?",
+                    (_follow_ups_json((*b.follow_ups, stored)), battle_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return replace(b, follow_ups=(*b.follow_ups, stored))
 
     def skip_battle(self, battle_id: str, rater: str) -> bool:
         """Close ``rater``'s open battle ``battle_id`` without a vote; False if there was
@@ -475,12 +590,9 @@ class VoteStore:
                 dup = conn.execute(
                     "SELECT 1 FROM votes WHERE battle_id = ? AND rater = ?", (battle_id, rater)
                 ).fetchone()
-                if dup is not None or b.status == "voted":
+                if dup is not None:
                     raise VoteRejected("this battle already has your vote; it was counted once")
-                if b.status == "skipped":
-                    raise VoteRejected("you skipped this battle; start a new one")
-                if b.expires_at is not None and now > b.expires_at:
-                    raise VoteRejected("this battle has expired; start a new one")
+                b.check_open(now)
                 conn.execute(
                     f"""INSERT INTO votes ({", ".join(VOTE_COLUMNS[1:])})
                     VALUES ({", ".join("?" * (len(VOTE_COLUMNS) - 1))})""",
@@ -506,6 +618,7 @@ class VoteStore:
                         json.dumps(list(b.flags)),
                         _iso(b.created_at or now),
                         _iso(now),
+                        b.turns,
                     ),
                 )
                 conn.execute(
@@ -603,6 +716,10 @@ class ExportFormatError(InputError):
     """An export file name whose suffix names no format the store writes."""
 
 
+def _follow_ups_json(turns: tuple[FollowUp, ...]) -> str:
+    return json.dumps([t.as_dict() for t in turns], ensure_ascii=False)
+
+
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -633,4 +750,12 @@ def _battle(row: sqlite3.Row) -> BattleRecord:
         status=row["status"],
         raw_a=row["raw_a"] if "raw_a" in keys else None,
         raw_b=row["raw_b"] if "raw_b" in keys else None,
+        reasoning_a=(row["reasoning_a"] if "reasoning_a" in keys else None) or "",
+        reasoning_b=(row["reasoning_b"] if "reasoning_b" in keys else None) or "",
+        raw_reasoning_a=row["raw_reasoning_a"] if "raw_reasoning_a" in keys else None,
+        raw_reasoning_b=row["raw_reasoning_b"] if "raw_reasoning_b" in keys else None,
+        follow_ups=tuple(
+            FollowUp.from_dict(t)
+            for t in json.loads((row["follow_ups"] if "follow_ups" in keys else None) or "[]")
+        ),
     )
