@@ -123,14 +123,16 @@ def _history_html(messages: Sequence[Message]) -> str:
     items = []
     for m in messages:
         who, color = ("you", "#4C78A8") if m.role == "user" else ("model", "#888")
+        # Each message scrolls on its own, so the prompt being answered (the last one)
+        # is always in view however long the earlier answers were.
         items.append(
-            f"<div class='wb-msg wb-msg-{m.role}' style='margin:2px 0'>"
-            f"<b style='color:{color}'>{who}:</b> {html.escape(m.content)}</div>"
+            f"<div class='wb-msg wb-msg-{m.role}' style='margin:2px 0;max-height:6em;"
+            f"overflow-y:auto'><b style='color:{color}'>{who}:</b> "
+            f"{html.escape(m.content.strip())}</div>"
         )
     return (
         "<div class='wb-history' style='white-space:pre-wrap;word-break:break-word;"
-        "font-size:12px;max-height:12em;overflow-y:auto;margin-bottom:4px'>"
-        f"{''.join(items)}</div>"
+        f"font-size:12px;margin-bottom:4px'>{''.join(items)}</div>"
     )
 
 
@@ -429,7 +431,7 @@ class ComparePanel(widgets.VBox):
                 "each run is a new prompt",
                 "each run is the next turn: every model continues its own conversation",
             ],
-            style={"button_width": "110px"},
+            style={"button_width": "130px"},
         )
         self.mode.add_class("wb-mode")
         self.new_chat_button = widgets.Button(
