@@ -157,8 +157,9 @@ class ModelColumn:
     Args:
         name: the model's name.
         max_redraws_per_s: the redraw limit while tokens stream.
-        mode: how the model gets its prompt, when known before it runs ("completion":
-            labelled :data:`BASE_MODEL_LABEL`); the row's ``prompt_mode`` replaces it.
+        mode: how the model gets its prompt, when known ("completion": labelled
+            :data:`BASE_MODEL_LABEL`); :meth:`set_mode` sets it later, and the row's
+            ``prompt_mode`` replaces it.
         turn: the conversation turn this column answers (chat mode), shown by the name.
         history: the messages shown above the answer (chat mode: the model's own
             conversation, ending with the prompt it answers).
@@ -271,16 +272,20 @@ class ModelColumn:
         if now - self._last_draw >= self.interval:
             self._draw(now)
 
+    def set_mode(self, mode: PromptMode | None) -> None:
+        """How the model gets its prompt, once known ("completion": a base model)."""
+        self.mode = mode
+        self.header.value = _header_html(self.name, self.mode, self.turn)
+
     def finish(self, event: ResponseFinished) -> None:
         """The response ended: show its final text and the engine's own figures."""
         self.row = event.row
         comp = event.completion
         self.text = comp.text or self.text
         self.reasoning = comp.reasoning or self.reasoning
-        self.mode = comp.prompt_mode or self.mode
         self.state = comp.finish_reason
         self.error = comp.error
-        self.header.value = _header_html(self.name, self.mode, self.turn)
+        self.set_mode(comp.prompt_mode or self.mode)
         self._draw()
 
     def fail(self, message: str) -> None:
@@ -525,6 +530,7 @@ class ComparePanel(widgets.VBox):
         self._modes: dict[str, PromptMode | None] = {}
         self._runner: Runner | None = None
         self._thread: threading.Thread | None = None
+        self._label_thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._run_lock = threading.Lock()
         self._active = False
@@ -639,7 +645,7 @@ class ComparePanel(widgets.VBox):
                 n: ModelColumn(
                     n,
                     self.max_redraws_per_s,
-                    mode=self.prompt_mode(n),
+                    mode=self._modes.get(n),
                     turn=turn,
                     history=self._shown_history(n, text) if chat else (),
                 )
@@ -670,7 +676,19 @@ class ComparePanel(widgets.VBox):
                 daemon=True,
             )
             self._thread.start()
+            unknown = {n: c for n, c in self.columns.items() if n not in self._modes}
+            if unknown:  # read the GGUF headers (seconds for a large vocabulary) aside
+                self._label_thread = threading.Thread(
+                    target=self._label_modes, args=(unknown,), name="workbench-modes", daemon=True
+                )
+                self._label_thread.start()
             return True
+
+    def _label_modes(self, columns: Mapping[str, ModelColumn]) -> None:
+        for name, col in columns.items():
+            mode = self.prompt_mode(name)
+            if col.row is None:  # once the model ran, its row says how it was prompted
+                col.set_mode(mode)
 
     def _shown_history(self, name: str, text: str) -> tuple[Message, ...]:
         """What ``name`` is sent this turn: its conversation so far, then ``text``."""
@@ -713,6 +731,8 @@ class ComparePanel(widgets.VBox):
         t = self._thread
         if t is not None:
             t.join(timeout)
+        if self._label_thread is not None and not self.running:
+            self._label_thread.join(timeout)
         return not self.running
 
     def close(self) -> None:
