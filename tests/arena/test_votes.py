@@ -53,7 +53,7 @@ def test_wal_and_full_sync(tmp_path: Path) -> None:
     store = VoteStore(tmp_path / "v.sqlite")
     with sqlite3.connect(tmp_path / "v.sqlite") as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._engine._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
 
@@ -189,12 +189,16 @@ def test_pair_counts_are_votes_and_open_battles(tmp_path: Path) -> None:
 
 
 def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> None:
+    from workbench.arena.db import SqliteEngine
     from workbench.arena.votes import _SCHEMA, SCHEMA_VERSION, VoteStoreError
 
     old = tmp_path / "old.sqlite"
+    first = _SCHEMA.split("-- Battles being prepared")[0]  # battles and votes only
     with sqlite3.connect(old) as c:  # a first-release file: no raw columns, no version
         c.executescript(
-            _SCHEMA.replace("raw_a          TEXT,", "").replace("raw_b          TEXT,", "")
+            first.replace("{serial}", SqliteEngine.serial)
+            .replace("raw_a          TEXT,", "")
+            .replace("raw_b          TEXT,", "")
         )
     with sqlite3.connect(old) as c:
         assert "raw_a" not in {r[1] for r in c.execute("PRAGMA table_info(battles)")}
@@ -205,6 +209,8 @@ def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> No
         assert store.get_battle("b").raw_a == " raw a"  # type: ignore[union-attr]
     with sqlite3.connect(old) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"reservations", "answers", "lockouts", "sessions"} <= tables  # version 3
 
     with sqlite3.connect(old) as c:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
