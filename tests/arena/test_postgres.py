@@ -256,3 +256,55 @@ def test_the_study_file_never_holds_the_password(tmp_path: Path) -> None:
         resolve_models=False,
     )
     assert (study.votes_db, study.votes_db_password_env) == ("postgresql://u@h:5433/db", "PW")
+
+
+def test_a_sqlite_study_migrates_with_equal_counts_and_ratings(
+    tmp_path: Path,
+    postgres: TempPostgres,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workbench import ratings
+
+    need_models()
+    path = write_study(tmp_path, pool_only=True, runs_root=tmp_path, max_open=6)
+    study = load_study(path)
+    arena = Arena(study, runs=fake_runs(per=3), seed=7)
+    choices = ("A", "B", "tie", "bothbad", "A")
+    for k in range(24):
+        rater = arena.authenticate(("alice-secret-1", "bob-secret-22")[k % 2])
+        view = arena.new_battle(rater)
+        if k % 6 == 5:
+            arena.skip(rater, view.battle_id)  # battles without a vote move too
+        else:
+            arena.vote(rater, view.battle_id, choices[k % 5], f"reason {k}")
+    arena.store.add_answer("Sag Hallo.", study.model_names[0], "gen-7", "Hallo!")
+    before = arena.votes(include_flagged=True)
+    battles = arena.store.count_battles()
+    arena.close()
+
+    monkeypatch.setenv("PGPASSWORD", postgres.password)  # libpq's own variable
+    assert main(["arena", "--study", str(path), "--migrate-to", pg_url]) == 0
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1
+    assert f"copied {battles} battles, {before.height} votes and 1 generated answers" in line
+    assert "counts match" in line
+
+    with VoteStore(pg_url, study.name) as moved:
+        after = moved.votes_frame(include_flagged=True)
+        assert moved.count_battles() == battles
+        assert moved.get_battle(after["battle_id"][0]) is not None
+        assert [x[3] for x in moved.answers_since(0)] == ["gen-7"]
+        # new votes number on after the copied ones
+        moved.add_battle(_battle("after-move"))
+        moved.record_vote("after-move", "alice", "A")
+        ids = moved.votes_frame(include_flagged=True)["vote_id"].to_list()
+        assert ids[-1] > max(ids[:-1])
+    assert after.equals(before)
+    board = ratings.leaderboard(before, bootstrap=50, seed=0)
+    assert ratings.leaderboard(after, bootstrap=50, seed=0).equals(board)
+
+    # a second copy into the same database is refused, and nothing is doubled
+    assert main(["arena", "--study", str(path), "--migrate-to", pg_url]) == 1
+    assert "already holds" in capsys.readouterr().err
