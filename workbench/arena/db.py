@@ -62,8 +62,8 @@ class DatabaseFailure(ArenaError):
     """The database could not do what was asked: one line with the database and cause."""
 
 
-class IntegrityFailure(Exception):
-    """A constraint refused a write (internal: the store turns it into its own message)."""
+class IntegrityFailure(DatabaseFailure):
+    """A constraint refused a write (the store turns it into its own message)."""
 
 
 def cause(e: BaseException) -> str:
