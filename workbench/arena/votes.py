@@ -495,16 +495,6 @@ class VoteStore:
         with self._db("cannot read the battles") as tx:
             return self._pair_counts(tx, _iso(now or _now()))
 
-    def seen_responses(self) -> dict[str, set[str]]:
-        """Response ids each rater has been shown (so the pool can avoid repeats)."""
-        with self._db("cannot read the battles") as tx:
-            rows = tx.rows("SELECT rater, response_a_id, response_b_id FROM battles")
-        out: dict[str, set[str]] = {}
-        for r in rows:
-            seen = out.setdefault(r["rater"], set())
-            seen.update(x for x in (r["response_a_id"], r["response_b_id"]) if x)
-        return out
-
     def _open_battles(self, tx: Tx, rater: str, at: str) -> list[BattleRecord]:
         rows = tx.rows(
             "SELECT * FROM battles WHERE rater = ? AND status = 'open' AND expires_at > ?",
