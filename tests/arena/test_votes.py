@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.arena.votes import BattleRecord, VoteRejected, VoteStore
+from workbench.arena.votes import BattleRecord, PlanState, Reservation, VoteRejected, VoteStore
 from workbench.ratings import leaderboard, read_votes
 
 
@@ -142,7 +142,15 @@ def test_votes_survive_reopening(tmp_path: Path) -> None:
     with VoteStore(path) as store:
         assert store.count_votes() == 5
         assert store.pair_counts() == {frozenset({"m1", "m2"}): 5}
-        assert store.seen_responses()["alice"] >= {"b0-ra", "b4-rb"}
+        states: list[PlanState] = []
+
+        def decide(state: PlanState) -> Reservation:
+            states.append(state)
+            raise VoteRejected("only looking")
+
+        with pytest.raises(VoteRejected):
+            store.reserve("alice", decide)
+        assert states[0].seen >= {"b0-ra", "b4-rb"}  # what alice saw, read by the next plan
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

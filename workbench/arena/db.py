@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -103,7 +104,7 @@ class Tx:
         self._engine._many(self._conn, sql, params)
 
 
-class Engine:
+class Engine(ABC):
     """What the store needs of a database."""
 
     kind: str
@@ -115,29 +116,30 @@ class Engine:
     """What locks the rows a SELECT read until the transaction ends ("" where the whole
     write transaction is exclusive already)."""
 
-    @contextmanager
-    def tx(self, doing: str, *, write: bool = False, exclusive: bool = False) -> Iterator[Tx]:
+    @abstractmethod
+    def tx(
+        self, doing: str, *, write: bool = False, exclusive: bool = False
+    ) -> AbstractContextManager[Tx]:
         """A transaction (``write``: one that writes; ``exclusive``: also one at a time
         for this study over every process), committed at the end of the block, rolled
         back on an exception. A database failure is a :class:`DatabaseFailure` saying
         ``doing``; a refused constraint an :class:`IntegrityFailure`."""
-        raise NotImplementedError
-        yield  # pragma: no cover
 
+    @abstractmethod
     def tables(self, tx: Tx) -> set[str]:
         """The tables in the database."""
-        raise NotImplementedError
 
+    @abstractmethod
     def columns(self, tx: Tx, table: str) -> set[str]:
         """The columns of ``table``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def schema_version(self, tx: Tx) -> int:
         """The schema version recorded in the database (0: none)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def set_schema_version(self, tx: Tx, version: int) -> None:
-        raise NotImplementedError
+        """Record ``version`` as the database's schema version."""
 
     def script(self, tx: Tx, sql: str) -> None:
         """Run the ``;``-separated statements of ``sql`` in ``tx``."""
@@ -145,17 +147,21 @@ class Engine:
             if statement.strip():
                 tx.run(statement.replace("{serial}", self.serial))
 
+    @abstractmethod
     def _rows(self, conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Run ``sql`` (``?`` placeholders) on ``conn``; the result rows as dicts."""
 
+    @abstractmethod
     def _run(self, conn: Any, sql: str, params: Sequence[Any]) -> int:
-        raise NotImplementedError
+        """Run ``sql`` on ``conn``; the number of rows it changed."""
 
+    @abstractmethod
     def _many(self, conn: Any, sql: str, params: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run ``sql`` on ``conn`` once per parameter row."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection or the pool."""
 
 
 # --------------------------------------------------------------------------- SQLite
