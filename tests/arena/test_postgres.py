@@ -308,3 +308,54 @@ def test_a_sqlite_study_migrates_with_equal_counts_and_ratings(
     # a second copy into the same database is refused, and nothing is doubled
     assert main(["arena", "--study", str(path), "--migrate-to", pg_url]) == 1
     assert "already holds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_workers_start_on_consecutive_ports_and_stop_together(
+    tmp_path: Path, real_pool: Path, pg_url: str
+) -> None:
+    import signal
+    import socket
+    import subprocess
+
+    from gradio_client import Client
+
+    from .helpers import wait_port, workbench_exe
+
+    study = write_study(
+        tmp_path, pool_only=True, runs_root=real_pool, extra_top=pg_study_top(pg_url)
+    )
+    port = free_port()
+    while True:  # two free ports in a row
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            port = free_port()
+    log = (tmp_path / "workers.log").open("wb")
+    parent = subprocess.Popen(
+        [*workbench_exe(), "arena", "--study", str(study), "--workers", "2", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        for p in (port, port + 1):
+            wait_port(p, parent)
+        first = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        second = Client(f"http://127.0.0.1:{port + 1}/", verbose=False)
+        battle = first.predict("alice-secret-1", api_name="/new_battle")
+        out = second.predict("alice-secret-1", battle["battle_id"], "tie", "", api_name="/vote")
+        assert out["status"] == "recorded"
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        for p in (port, port + 1):  # both children are gone with it
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", p)) != 0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        log.close()
+    text = (tmp_path / "workers.log").read_text()
+    assert f"2 processes on ports {port}-{port + 1}" in text
