@@ -48,6 +48,7 @@ from workbench.prompts import PromptSetError, load_prompts
 
 __all__ = [
     "DEMO_TOKENS",
+    "SHOW_THINKING",
     "Rater",
     "Study",
     "StudyError",
@@ -61,6 +62,12 @@ DEMO_TOKENS = ("demo-token", "admin-token")
 
 Role = Literal["rater", "admin"]
 
+ShowThinking = Literal["hidden", "collapsed"]
+SHOW_THINKING: tuple[ShowThinking, ...] = ("hidden", "collapsed")
+"""What raters see of a model's thinking before voting: nothing (``hidden``, the default)
+or a closed block above the answer (``collapsed``), normalised like the answer and
+withheld when it names a model or maker."""
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOP_KEYS = {
     "name",
@@ -69,6 +76,8 @@ _TOP_KEYS = {
     "models",
     "prompts",
     "free_prompts",
+    "show_thinking",
+    "max_turns",
     "votes_db",
     "votes_db_password_env",
     "trusted_proxies",
@@ -175,6 +184,11 @@ class Study:
     default, so a client cannot choose the address it is counted (and locked out) by."""
     votes_db_password_env: str | None = None
     """The environment variable holding the database password (never in the file)."""
+    show_thinking: ShowThinking = "hidden"
+    """What raters see of the thinking before voting (see :data:`SHOW_THINKING`)."""
+    max_turns: int = 1
+    """User turns a battle may have before the vote: 1 is one prompt; more lets the rater
+    send follow-ups, which each model answers continuing its own conversation."""
     path: Path | None = None
     """The study file it was read from."""
 
@@ -319,13 +333,17 @@ def _generation(section: dict[str, Any]) -> GenerationConfig:
         "n_ubatch": int,
         "type_k": str,
         "type_v": str,
+        "thinking": str,
     }
     values = {}
     for key, value in section.items():
         values[key] = _expect(value, kinds.get(key, object), f"generation.{key}")
         if kinds.get(key) == (int, float):
             values[key] = float(value)
-    cfg = GenerationConfig(**values)
+    try:
+        cfg = GenerationConfig(**values)
+    except InputError as e:
+        raise StudyError(f"generation.{e}") from None
     _check_generation(cfg)
     return cfg
 
@@ -357,6 +375,15 @@ def _check_generation(cfg: GenerationConfig) -> None:
             raise StudyError(f"generation.{key} must be at least 1")
     if cfg.n_threads is not None and cfg.n_threads < 1:
         raise StudyError("generation.n_threads must be at least 1")
+
+
+def _show_thinking(value: Any) -> ShowThinking:
+    value = _expect(value, str, "show_thinking")
+    if value not in SHOW_THINKING:
+        raise StudyError(
+            f"show_thinking: expected one of {', '.join(SHOW_THINKING)}, got {value!r}"
+        )
+    return value
 
 
 def _proxies(items: Any) -> tuple[str, ...]:
@@ -562,12 +589,20 @@ def parse_study(
         ),
         trusted_proxies=_proxies(doc.get("trusted_proxies")),
         votes_db_password_env=password_env,
+        show_thinking=_show_thinking(doc.get("show_thinking", "hidden")),
+        max_turns=_expect(doc.get("max_turns", 1), int, "max_turns"),
         path=path,
     )
     if study.pool_only and study.runs_root is None:
         raise StudyError("[pool] only = true needs pool.runs_root (where the stored runs are)")
     if study.pool_only and study.free_prompts:
         raise StudyError("[pool] only = true cannot answer free prompts; set free_prompts = false")
+    if study.max_turns < 1:
+        raise StudyError("max_turns must be at least 1 (1: no follow-up turns)")
+    if study.pool_only and study.max_turns > 1:
+        raise StudyError(
+            "[pool] only = true cannot answer follow-up turns; set max_turns = 1 or only = false"
+        )
     for key in (
         "max_reason_chars",
         "max_prompt_chars",

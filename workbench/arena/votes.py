@@ -26,7 +26,11 @@ PostgreSQL in a ``schema_version`` table; an older store migrates forward on ope
 one is refused in one line.
 
 Battles keep the answer text a rater was shown (``answer_a``, ``answer_b``) and the raw
-text the model wrote (``raw_a``, ``raw_b``); see :mod:`workbench.arena.shown`.
+text the model wrote (``raw_a``, ``raw_b``); see :mod:`workbench.arena.shown`. The
+thinking is kept the same way (``reasoning_a`` what the rater was shown of it, empty when
+the study hides it or it named a model; ``raw_reasoning_a`` what the model wrote), and a
+battle's follow-up turns (``follow_ups``, JSON) hold the same fields per turn. A vote
+covers the whole conversation; its ``turns`` says how many user turns it had.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,6 +65,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WINNERS",
     "BattleRecord",
+    "FollowUp",
     "PlanState",
     "Reservation",
     "VoteOutcome",
@@ -103,6 +108,11 @@ CREATE TABLE IF NOT EXISTS battles (
     answer_b       TEXT NOT NULL,
     raw_a          TEXT,            -- the text the model wrote
     raw_b          TEXT,
+    reasoning_a    TEXT,            -- the thinking shown to the rater ('' hidden or none)
+    reasoning_b    TEXT,
+    raw_reasoning_a TEXT,           -- the thinking the model wrote
+    raw_reasoning_b TEXT,
+    follow_ups     TEXT,            -- JSON list of the follow-up turns (FollowUp)
     source_a       TEXT NOT NULL,   -- pool or generated
     source_b       TEXT NOT NULL,
     flags          TEXT NOT NULL,   -- JSON list of identity-guard reasons
@@ -135,6 +145,7 @@ CREATE TABLE IF NOT EXISTS votes (
     flags          TEXT NOT NULL,
     battle_created_at TEXT NOT NULL,
     voted_at       TEXT NOT NULL,
+    turns          INTEGER NOT NULL DEFAULT 1, -- user turns of the conversation voted on
     UNIQUE (battle_id, rater)
 );
 -- Battles being prepared: their pair and pooled answers are taken, their answers not
@@ -146,6 +157,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     model_b        TEXT NOT NULL,
     response_a_id  TEXT,            -- a pooled answer taken (NULL: to be generated)
     response_b_id  TEXT,
+    battle_id      TEXT UNIQUE,     -- a follow-up turn of this battle (NULL: a new battle)
     generating     INTEGER NOT NULL,-- 1: waits for a generated answer
     expires_at     TEXT NOT NULL
 );
@@ -157,6 +169,7 @@ CREATE TABLE IF NOT EXISTS answers (
     prompt         TEXT NOT NULL,
     model          TEXT NOT NULL,
     raw            TEXT NOT NULL,
+    raw_reasoning  TEXT,            -- the thinking written before the answer
     created_at     TEXT NOT NULL
 );
 -- Unknown tokens per client address, and the addresses locked out (see arena.auth).
@@ -190,14 +203,24 @@ class VoteStoreError(DatabaseFailure):
     file or database and the cause. Nothing was recorded by the call that raised it."""
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The store's layout: 0 is the first release (no version recorded), 2 adds the raw
-answer text, 3 the state every process of a study shares (reservations, generated
-answers, token failures, lockouts, sessions). Older stores migrate forward on open; a
-newer one is refused in one line (this workbench would misread it)."""
+answer text, 3 the thinking and follow-up turns, 4 the state every process of a study
+shares (reservations, generated answers, token failures, lockouts, sessions). Older
+stores migrate forward on open; a newer one is refused in one line (this workbench would
+misread it)."""
 
 # Columns added after the first release: an older store gets them on open.
-_ADDED_COLUMNS = (("battles", "raw_a", "TEXT"), ("battles", "raw_b", "TEXT"))
+_ADDED_COLUMNS = (
+    ("battles", "raw_a", "TEXT"),
+    ("battles", "raw_b", "TEXT"),
+    ("battles", "reasoning_a", "TEXT"),
+    ("battles", "reasoning_b", "TEXT"),
+    ("battles", "raw_reasoning_a", "TEXT"),
+    ("battles", "raw_reasoning_b", "TEXT"),
+    ("battles", "follow_ups", "TEXT"),
+    ("votes", "turns", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 MIGRATED_TABLES = ("battles", "votes", "answers")
 """What :func:`migrate_store` copies (the rest is short-lived state)."""
@@ -235,6 +258,36 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """One follow-up turn of a battle: the rater's message and both models' answers, as
+    shown and as written (the same fields as the battle's first turn)."""
+
+    turn: int
+    """Which user turn this is (2 for the first follow-up)."""
+    prompt: str
+    answer_a: str
+    answer_b: str
+    raw_a: str
+    raw_b: str
+    reasoning_a: str = ""
+    reasoning_b: str = ""
+    raw_reasoning_a: str = ""
+    raw_reasoning_b: str = ""
+    response_a_id: str | None = None
+    response_b_id: str | None = None
+    created_at: str = ""
+    """ISO time the turn was stored."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FollowUp:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
 class BattleRecord:
     """A battle as stored: both identities stay server-side until the vote. Every field
     is the ``battles`` column of the same name (a new column: a field here, the column in
@@ -267,10 +320,33 @@ class BattleRecord:
     """What model A wrote (None: the same as ``answer_a``)."""
     raw_b: str | None = None
     """What model B wrote (None: the same as ``answer_b``)."""
+    reasoning_a: str = ""
+    """The thinking of answer A as the rater was shown it ("": hidden, withheld or none)."""
+    reasoning_b: str = ""
+    raw_reasoning_a: str | None = None
+    """The thinking model A wrote with its first answer (None: not recorded)."""
+    raw_reasoning_b: str | None = None
+    follow_ups: tuple[FollowUp, ...] = ()
+    """The follow-up turns so far, in order."""
 
     @property
     def flagged(self) -> bool:
         return bool(self.flags)
+
+    @property
+    def turns(self) -> int:
+        """User turns of the battle's conversation (1 without follow-ups)."""
+        return 1 + len(self.follow_ups)
+
+    def check_open(self, now: datetime | None = None) -> None:
+        """Raise VoteRejected unless the battle still takes a vote (or a follow-up) at
+        ``now`` (default: the current time)."""
+        if self.status == "voted":
+            raise VoteRejected("this battle already has your vote; it was counted once")
+        if self.status == "skipped":
+            raise VoteRejected("you skipped this battle; start a new one")
+        if self.expires_at is not None and (now or _now()) > self.expires_at:
+            raise VoteRejected("this battle has expired; start a new one")
 
 
 _BATTLE_FIELDS = tuple(f.name for f in fields(BattleRecord))
@@ -284,6 +360,8 @@ def _battle_row(b: BattleRecord) -> dict[str, Any]:
         value = getattr(b, name)
         if isinstance(value, bool):
             value = int(value)
+        elif name == "follow_ups":
+            value = _follow_ups_json(value)
         elif isinstance(value, tuple):
             value = json.dumps(list(value))
         row[name] = value
@@ -297,9 +375,18 @@ def _battle(row: dict[str, Any]) -> BattleRecord:
     values: dict[str, Any] = {k: row[k] for k in _BATTLE_FIELDS if k in row}
     values["swapped"] = bool(values["swapped"])
     values["flags"] = tuple(json.loads(values.get("flags") or "[]"))
+    values["follow_ups"] = tuple(
+        FollowUp.from_dict(t) for t in json.loads(values.get("follow_ups") or "[]")
+    )
+    for key in ("reasoning_a", "reasoning_b"):
+        values[key] = values.get(key) or ""
     for key in ("created_at", "expires_at"):
         values[key] = _parse_time(values.get(key))
     return BattleRecord(**values)
+
+
+def _follow_ups_json(turns: tuple[FollowUp, ...]) -> str:
+    return json.dumps([t.as_dict() for t in turns], ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -330,6 +417,9 @@ class Reservation:
     """True while it waits for a generated answer."""
     expires_at: datetime
     """When a reservation its process never finished stops counting."""
+    battle_id: str | None = None
+    """For a follow-up turn: its battle (one follow-up per battle at a time); None for a
+    new battle."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +432,8 @@ class PlanState:
     """The rater's battles that still take a vote."""
     reservations: tuple[Reservation, ...]
     """The rater's battles being prepared (by any process)."""
+    following: frozenset[str]
+    """The rater's battles whose follow-up turn is being answered."""
     counts: dict[frozenset[str], int]
     """Per pair: battles voted on or open, plus battles being prepared."""
     seen: frozenset[str]
@@ -478,7 +570,7 @@ class VoteStore:
             GROUP BY model_a, model_b
             UNION ALL
             SELECT model_a, model_b, COUNT(*) AS n FROM reservations
-            WHERE expires_at > ? GROUP BY model_a, model_b""",
+            WHERE expires_at > ? AND battle_id IS NULL GROUP BY model_a, model_b""",
             (at, at),
         )
         out: dict[frozenset[str], int] = {}
@@ -520,6 +612,35 @@ class VoteStore:
             )
         return n == 1
 
+    def add_follow_up(
+        self, battle_id: str, rater: str, turn: FollowUp, *, now: datetime | None = None
+    ) -> BattleRecord:
+        """Append follow-up ``turn`` to ``rater``'s open battle; the battle as stored now.
+
+        Raises:
+            VoteRejected: unknown battle (or another rater's), voted, skipped or expired,
+                or not the battle's next turn (another follow-up got there first).
+            VoteStoreError: the store failed (nothing was added).
+        """
+        now = now or _now()
+        with self._db("cannot store a follow-up turn", write=True) as tx:
+            row = tx.one(
+                f"SELECT * FROM battles WHERE battle_id = ?{self._engine.for_update}",
+                (battle_id,),
+            )
+            if row is None or row["rater"] != rater:
+                raise VoteRejected("unknown battle")
+            b = _battle(row)
+            b.check_open(now)
+            if turn.turn != b.turns + 1:
+                raise VoteRejected("this battle moved on meanwhile; reload it")
+            stored = replace(turn, created_at=_iso(now))
+            tx.run(
+                "UPDATE battles SET follow_ups = ? WHERE battle_id = ?",
+                (_follow_ups_json((*b.follow_ups, stored)), battle_id),
+            )
+        return replace(b, follow_ups=(*b.follow_ups, stored))
+
     # ------------------------------------------------------------------ planning
 
     def reserve(
@@ -543,7 +664,7 @@ class VoteStore:
                 _reservation(r)
                 for r in tx.rows("SELECT * FROM reservations WHERE expires_at > ?", (at,))
             ]
-            mine = tuple(r for r in live if r.rater == rater)
+            mine = tuple(r for r in live if r.rater == rater and r.battle_id is None)
             shown = tx.rows(
                 "SELECT response_a_id, response_b_id FROM battles WHERE rater = ?", (rater,)
             )
@@ -553,15 +674,19 @@ class VoteStore:
                 rater=rater,
                 open_battles=tuple(self._open_battles(tx, rater, at)),
                 reservations=mine,
+                following=frozenset(
+                    r.battle_id for r in live if r.rater == rater and r.battle_id is not None
+                ),
                 counts=self._pair_counts(tx, at),
                 seen=frozenset(seen),
                 generating=sum(r.generating for r in live),
-                generating_by_rater=sum(r.generating for r in mine),
+                generating_by_rater=sum(r.generating for r in live if r.rater == rater),
             )
             res = decide(state)
             tx.run(
                 """INSERT INTO reservations (reservation_id, rater, model_a, model_b,
-                response_a_id, response_b_id, generating, expires_at) VALUES (?,?,?,?,?,?,?,?)""",
+                response_a_id, response_b_id, battle_id, generating, expires_at)
+                VALUES (?,?,?,?,?,?,?,?,?)""",
                 (
                     res.reservation_id,
                     res.rater,
@@ -569,6 +694,7 @@ class VoteStore:
                     res.model_b,
                     res.response_a_id,
                     res.response_b_id,
+                    res.battle_id,
                     int(res.generating),
                     _iso(res.expires_at),
                 ),
@@ -580,25 +706,35 @@ class VoteStore:
         with self._db("cannot release a reservation", write=True) as tx:
             tx.run("DELETE FROM reservations WHERE reservation_id = ?", (reservation_id,))
 
-    def add_answer(self, prompt: str, model: str, response_id: str, raw: str) -> None:
+    def add_answer(
+        self, prompt: str, model: str, response_id: str, raw: str, raw_reasoning: str = ""
+    ) -> None:
         """Add an answer generated on demand to the study's shared pool (once)."""
         with self._db("cannot store an answer", write=True) as tx:
             tx.run(
-                """INSERT INTO answers (response_id, prompt, model, raw, created_at)
-                VALUES (?,?,?,?,?) ON CONFLICT (response_id) DO NOTHING""",
-                (response_id, prompt, model, raw, _iso(_now())),
+                """INSERT INTO answers (response_id, prompt, model, raw, raw_reasoning,
+                created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (response_id) DO NOTHING""",
+                (response_id, prompt, model, raw, raw_reasoning or None, _iso(_now())),
             )
 
-    def answers_since(self, seq: int) -> list[tuple[int, str, str, str, str]]:
-        """Generated answers stored after ``seq``: (seq, prompt, model, response_id, raw)."""
+    def answers_since(self, seq: int) -> list[tuple[int, str, str, str, str, str]]:
+        """Generated answers stored after ``seq``: (seq, prompt, model, response_id, raw,
+        raw_reasoning)."""
         with self._db("cannot read the answers") as tx:
             rows = tx.rows(
-                "SELECT answer_seq, prompt, model, response_id, raw FROM answers "
-                "WHERE answer_seq > ? ORDER BY answer_seq",
+                "SELECT answer_seq, prompt, model, response_id, raw, raw_reasoning "
+                "FROM answers WHERE answer_seq > ? ORDER BY answer_seq",
                 (seq,),
             )
         return [
-            (int(r["answer_seq"]), r["prompt"], r["model"], r["response_id"], r["raw"])
+            (
+                int(r["answer_seq"]),
+                r["prompt"],
+                r["model"],
+                r["response_id"],
+                r["raw"],
+                r["raw_reasoning"] or "",
+            )
             for r in rows
         ]
 
@@ -714,6 +850,7 @@ class VoteStore:
                         json.dumps(list(b.flags)),
                         _iso(b.created_at or now),
                         _iso(now),
+                        b.turns,
                     ),
                 )
                 tx.run("UPDATE battles SET status = 'voted' WHERE battle_id = ?", (battle_id,))
@@ -737,12 +874,9 @@ class VoteStore:
         dup = tx.one(
             "SELECT 1 AS x FROM votes WHERE battle_id = ? AND rater = ?", (battle_id, rater)
         )
-        if dup is not None or b.status == "voted":
+        if dup is not None:
             raise VoteRejected("this battle already has your vote; it was counted once")
-        if b.status == "skipped":
-            raise VoteRejected("you skipped this battle; start a new one")
-        if b.expires_at is not None and now > b.expires_at:
-            raise VoteRejected("this battle has expired; start a new one")
+        b.check_open(now)
         return b
 
     def count_votes(self, rater: str | None = None) -> int:
@@ -848,6 +982,7 @@ def _reservation(row: dict[str, Any]) -> Reservation:
         response_b_id=row["response_b_id"],
         generating=bool(row["generating"]),
         expires_at=datetime.fromisoformat(row["expires_at"]),
+        battle_id=row["battle_id"],
     )
 
 

@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             "models": study.model_names,
             "prompts": len(study.prompts),
             "raters": len(study.raters),
+            "show_thinking": study.show_thinking,
+            "max_turns": study.max_turns,
             "votes_db": _where(study),
         }
         # Read-only: an export or a check never writes to the votes store.
