@@ -101,6 +101,7 @@ def _study(directory: Path, raters: int, votes_db: str = "votes.sqlite") -> Path
 
 def _serve_arena(study_path: str, port: int) -> None:
     from workbench.arena import Arena, build_app, load_study
+    from workbench.backends.base import WORKBENCH_SAMPLING
     from workbench.store import rows_to_frame
 
     study = load_study(study_path)
@@ -115,9 +116,12 @@ def _serve_arena(study_path: str, port: int) -> None:
             "category": p.category,
             "language": p.language,
             "model": m,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "top_k": cfg.top_k,
+            # settings the study leaves to the model: workbench's values, as a run
+            # that names no model defaults records them
+            **{
+                k: getattr(cfg, k) if getattr(cfg, k) is not None else WORKBENCH_SAMPLING[k]
+                for k in ("temperature", "top_p", "top_k")
+            },
             "max_tokens": cfg.max_tokens,
             "response": f"Answer {k} to {p.text}: " + "some words " * 20,
             "finish_reason": "length",
