@@ -359,3 +359,34 @@ def test_workers_start_on_consecutive_ports_and_stop_together(
         log.close()
     text = (tmp_path / "workers.log").read_text()
     assert f"2 processes on ports {port}-{port + 1}" in text
+
+
+def test_one_follow_up_per_battle_over_every_process(pg_url: str) -> None:
+    from workbench.arena.votes import PlanState, Reservation
+
+    def follow_up(state: PlanState) -> Reservation:
+        if "b1" in state.following:
+            raise ArenaError("your last follow-up to this battle is still being answered")
+        return Reservation(
+            f"r-{state.generating}", "alice", "m1", "m2", None, None, True, later, "b1"
+        )
+
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    with _store(pg_url) as one, _store(pg_url) as two:
+        one.add_battle(_battle("b1"))
+        first = one.reserve("alice", follow_up)
+        with pytest.raises(ArenaError, match="still being answered"):
+            two.reserve("alice", follow_up)
+        # a follow-up is generating but holds no battle open and no pair
+        seen: list[PlanState] = []
+
+        def look(state: PlanState) -> Reservation:
+            seen.append(state)
+            raise ArenaError("only looking")
+
+        with pytest.raises(ArenaError, match="only looking"):
+            two.reserve("alice", look)
+        assert (seen[0].held, seen[0].generating, seen[0].generating_by_rater) == (1, 1, 1)
+        assert seen[0].counts == {frozenset({"m1", "m2"}): 1}  # the open battle only
+        one.release(first.reservation_id)
+        assert two.reserve("alice", follow_up).battle_id == "b1"
