@@ -15,6 +15,7 @@ from workbench.arena.auth import Throttle
 from workbench.arena.battles import Arena
 from workbench.arena.leaderboard import leaderboard_view
 from workbench.arena.study import StudyError, load_study
+from workbench.arena.votes import VoteStore
 from workbench.errors import ArenaError
 
 from .helpers import BUNDLED, api_call, fake_runs, free_port, need_models, write_study
@@ -125,9 +126,10 @@ def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[obj
     assert battle["battle_id"]
 
 
-def test_throttle_counts_failures_in_a_sliding_window() -> None:
+def test_throttle_counts_failures_in_a_sliding_window(tmp_path: Path) -> None:
     now = [0.0]
-    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    store = VoteStore(tmp_path / "votes.sqlite")
+    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0], store=store)
     t.failed("a")
     now[0] = 50
     t.failed("a")

@@ -10,7 +10,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.arena.votes import BattleRecord, FollowUp, VoteRejected, VoteStore
+from workbench.arena.votes import (
+    BattleRecord,
+    FollowUp,
+    PlanState,
+    Reservation,
+    VoteRejected,
+    VoteStore,
+)
 from workbench.ratings import leaderboard, read_votes
 
 
@@ -53,7 +60,7 @@ def test_wal_and_full_sync(tmp_path: Path) -> None:
     store = VoteStore(tmp_path / "v.sqlite")
     with sqlite3.connect(tmp_path / "v.sqlite") as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._engine._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
 
@@ -176,7 +183,15 @@ def test_votes_survive_reopening(tmp_path: Path) -> None:
     with VoteStore(path) as store:
         assert store.count_votes() == 5
         assert store.pair_counts() == {frozenset({"m1", "m2"}): 5}
-        assert store.seen_responses()["alice"] >= {"b0-ra", "b4-rb"}
+        states: list[PlanState] = []
+
+        def decide(state: PlanState) -> Reservation:
+            states.append(state)
+            raise VoteRejected("only looking")
+
+        with pytest.raises(VoteRejected):
+            store.reserve("alice", decide)
+        assert states[0].seen >= {"b0-ra", "b4-rb"}  # what alice saw, read by the next plan
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
@@ -223,10 +238,12 @@ def test_pair_counts_are_votes_and_open_battles(tmp_path: Path) -> None:
 
 
 def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> None:
+    from workbench.arena.db import SqliteEngine
     from workbench.arena.votes import _SCHEMA, SCHEMA_VERSION, VoteStoreError
 
     old = tmp_path / "old.sqlite"
-    first_release = _SCHEMA
+    first_release = _SCHEMA.split("-- Battles being prepared")[0]  # battles and votes
+    first_release = first_release.replace("{serial}", SqliteEngine.serial)
     for line in _SCHEMA.splitlines():  # no raw text, thinking or turns columns
         if line.split()[:1] in (["raw_a"], ["raw_b"], ["follow_ups"], ["turns"]) or (
             "reasoning" in line
@@ -253,6 +270,8 @@ def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> No
         assert store.votes_frame()["turns"].to_list() == [2]
     with sqlite3.connect(old) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"reservations", "answers", "lockouts", "sessions"} <= tables  # version 4
 
     with sqlite3.connect(old) as c:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -1,7 +1,7 @@
 """The Gradio voting panel: the page's layout, wired to the handlers.
 
-Everything that could identify a model stays in this server process (the :class:`Arena`
-and its SQLite file) until the rater has voted: the page, Gradio's config and info
+Everything that could identify a model stays on the server (the :class:`Arena` and its
+votes store) until the rater has voted: the page, Gradio's config and info
 endpoints, ``gr.State`` and every event payload carry only a random battle id, the prompt
 and the two answers (with their thinking, where the study shows it, and the earlier turns
 of the conversation). Besides its page the app exposes two named API endpoints for
@@ -156,7 +156,8 @@ def build_app(
     if not isinstance(study, Study):
         study = load_study(study)
     arena = arena or Arena(study, seed=seed)
-    authenticate = Authenticator(arena, Throttle(max_token_failures, lockout_s=lockout_s))
+    throttle = Throttle(max_token_failures, lockout_s=lockout_s, store=arena.store)
+    authenticate = Authenticator(arena, throttle)
     h = make_handlers(gr, arena, authenticate)
 
     instructions = study.description.strip() or (

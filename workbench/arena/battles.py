@@ -9,11 +9,15 @@
   the same way for every model (:func:`~workbench.arena.shown.shown_answer`).
 - Answers are reserved for a battle atomically, and a rater holds at most
   ``max_open_battles`` open battles, so two battles of one rater never share an answer
-  (the reveal of one would unblind the other).
+  (the reveal of one would unblind the other). The reservation is a row in the study's
+  store, planned in a transaction no other plan runs beside, so every arena process of a
+  study (on one PostgreSQL database) keeps these rules together.
 - Generation has bounds, in total and per rater: past them a battle is refused at once
   with "busy, try again" instead of waiting, and votes never wait behind generation.
 - The identity guard flags answers that name a model family or maker; flagged battles
   are recorded with the reason and left out of ratings by default.
+- Answers generated on demand join the study's shared pool in the store, so another
+  process uses them rather than generating its own.
 - Thinking: a rater sees the answer alone; a study with ``show_thinking = "collapsed"``
   also shows the thinking, cleaned like the answer, unless it names a model or maker
   (then neither side shows any). Pooled answers match the study's ``thinking`` setting.
@@ -22,7 +26,7 @@
   generated within the same bounds; both answers are shown together. A follow-up answer
   that names a model or maker is generated once more, and if that one names one too, the
   turn is dropped and the rater told to vote on the conversation so far (:data:`NAMED`).
-- Model identities live only here and in the SQLite file until the vote; what a rater
+- Model identities live only here and in the votes store until the vote; what a rater
   receives (:class:`BattleView`) carries an unguessable id and the two texts.
 """
 
@@ -42,7 +46,16 @@ import polars as pl
 from workbench.arena.guard import identity_terms
 from workbench.arena.shown import shown_answer
 from workbench.arena.study import Rater, Study
-from workbench.arena.votes import BattleRecord, FollowUp, VoteOutcome, VoteRejected, VoteStore
+from workbench.arena.votes import (
+    BattleRecord,
+    FollowUp,
+    PlanState,
+    Reservation,
+    VoteOutcome,
+    VoteRejected,
+    VoteStore,
+    open_study_store,
+)
 from workbench.backends.base import (
     WORKBENCH_SAMPLING,
     GenerationConfig,
@@ -60,6 +73,7 @@ from workbench.thinking import setting as thinking_setting
 
 __all__ = [
     "POOLED_FINISH",
+    "RESERVATION_TTL_S",
     "AnswerPool",
     "Arena",
     "ArenaError",
@@ -122,6 +136,10 @@ POOLED_FINISH = ("stop", "length")
 failed ("error"), or one with an error message, never goes into a battle."""
 
 _POOL_MATCH = ("temperature", "top_p", "top_k", "max_tokens")
+
+RESERVATION_TTL_S = 900.0
+"""Seconds a battle being prepared holds its pair and answers; a process that died
+mid-preparation frees them when this runs out."""
 
 
 class AnswerPool:
@@ -296,16 +314,15 @@ def check_text(value: object, what: str) -> str:
 
 @dataclass
 class _Plan:
-    """A battle being prepared: what was chosen and reserved under the lock."""
+    """A battle being prepared: what was chosen and reserved in the store."""
 
     rater: str
-    key: frozenset[str]
     left: str
     right: str
     prompt: Prompt
     answers: list[PoolAnswer | None]
     """Pooled answers, None where one is to be generated."""
-    generating: bool = False
+    reservation: Reservation | None = None
 
 
 class Arena:
@@ -327,27 +344,29 @@ class Arena:
         runs: pl.DataFrame | None = None,
     ) -> None:
         self.study = study
-        self.store = store or VoteStore(study.votes_db, study.name)
+        self.store = store or open_study_store(study)
         self._rng = random.Random(seed if seed is not None else secrets.randbits(64))
         self._lock = threading.Lock()
         self._gen_lock = threading.Lock()
         self._runner: Runner | None = None
-        # battles being prepared (answers chosen or generating), not yet in the store
-        self._pending: dict[frozenset[str], int] = {}
-        self._pending_by_rater: dict[str, int] = {}
-        self._reserved: dict[str, list[str]] = {}
-        self._generating = 0
-        self._generating_by_rater: dict[str, int] = {}
-        # answers each rater has been shown or is about to be (reserved under the lock)
-        self._seen = self.store.seen_responses()
+        self._generating = 0  # this process's battles waiting for generated answers
         self._named: dict[str, bool] = {}
-        self._following: set[str] = set()  # battles whose follow-up is being answered
         self._base_models: frozenset[str] | None = None
         if runs is None and study.runs_root is not None:
             runs = load_runs(study.runs_root)
         self.pool = AnswerPool.from_runs(
             runs if runs is not None else pl.DataFrame(), study.generation, study.model_names
         )
+        self._answer_seq = 0
+        self._sync_pool()
+
+    def _sync_pool(self) -> None:
+        """Add the answers other processes generated since the last look."""
+        for seq, prompt, model, rid, raw, thinking in self.store.answers_since(self._answer_seq):
+            answer = PoolAnswer.of(rid, raw, thinking)
+            if answer.text:
+                self.pool.add(prompt, model, answer)
+            self._answer_seq = max(self._answer_seq, seq)
 
     # ------------------------------------------------------------------ raters
 
@@ -382,29 +401,28 @@ class Arena:
 
     @property
     def generating(self) -> int:
-        """Battles now waiting for generated answers."""
+        """Battles of this process now waiting for generated answers."""
         with self._lock:
             return self._generating
 
     # ------------------------------------------------------------------ battles
 
-    def _eligible_prompts(self, rater: str, left: str, right: str) -> list[Prompt]:
+    def _eligible_prompts(self, seen: frozenset[str], left: str, right: str) -> list[Prompt]:
         prompts = list(self.study.prompts)
         if self.study.pool_only:
             prompts = [p for p in prompts if self.pool.has(p.text, (left, right))]
         # Prompts with answers this rater has not been shown yet come first, and among
         # those the ones whose unseen answers name no model or maker.
-        tiers = [min(self._freshness(rater, p, m) for m in (left, right)) for p in prompts]
+        tiers = [min(self._freshness(seen, p, m) for m in (left, right)) for p in prompts]
         best = max(tiers, default=0)
         return [p for p, t in zip(prompts, tiers, strict=True) if t == best]
 
-    def _freshness(self, rater: str, prompt: Prompt, model: str) -> int:
+    def _freshness(self, seen: frozenset[str], prompt: Prompt, model: str) -> int:
         """2: an unseen answer naming nobody (or a new one can be generated), 1: an unseen
         answer, 0: only answers this rater has seen."""
         pooled = self.pool.answers(prompt.text, model)
         if not pooled:
             return 0 if self.study.pool_only else 2
-        seen = self._seen.get(rater, set())
         fresh = [a for a in pooled if a.response_id not in seen]
         if any(not self._names_someone(a) for a in fresh):
             return 2
@@ -424,11 +442,11 @@ class Arena:
         found = identity_terms(answer.text, names)
         return found + [t for t in identity_terms(answer.raw, names) if t not in found]
 
-    def _pick(self, rater: str, prompt: Prompt, model: str, busy: set[str]) -> PoolAnswer | None:
-        """A pooled answer for ``rater`` (None: generate one). Never one in ``busy``, the
-        answers of the rater's open and preparing battles. Called under the lock."""
+    def _pick(self, state: PlanState, prompt: Prompt, model: str) -> PoolAnswer | None:
+        """A pooled answer for the rater (None: generate one). Never one in ``busy``, the
+        answers of the rater's open and preparing battles."""
+        busy, seen = state.busy, state.seen
         pooled = [a for a in self.pool.answers(prompt.text, model) if a.response_id not in busy]
-        seen = self._seen.get(rater, set())
         fresh = [a for a in pooled if a.response_id not in seen]
         # Prefer pooled answers this rater has not seen (a repeated text would unblind them
         # once they have seen its model revealed) and that name no model or maker.
@@ -442,80 +460,60 @@ class Arena:
         return self._rng.choice(pooled)
 
     def _plan(self, rater: Rater, free: str) -> _Plan:
-        """Choose pair, prompt and pooled answers, and reserve them (under the lock)."""
-        name = rater.name
-        open_battles = self.store.open_battles(name)
-        held = len(open_battles) + self._pending_by_rater.get(name, 0)
-        if held >= self.study.max_open_battles:
-            raise ArenaError(
-                f"you have {held} open battle{'s' if held != 1 else ''}: "
-                "vote on or skip one before starting another"
+        """Choose pair, prompt and pooled answers, and reserve them in the store."""
+        self._sync_pool()
+        plan: list[_Plan] = []
+
+        def decide(state: PlanState) -> Reservation:
+            held = state.held
+            if held >= self.study.max_open_battles:
+                raise ArenaError(
+                    f"you have {held} open battle{'s' if held != 1 else ''}: "
+                    "vote on or skip one before starting another"
+                )
+            left, right = choose_pair(self.study.model_names, state.counts, self._rng)
+            if free:
+                prompt = Prompt(free, id="free", category="free", language=None)
+            else:
+                eligible = self._eligible_prompts(state.seen, left, right)
+                if not eligible:
+                    raise ArenaError("this study has no prompt to battle on")
+                prompt = self._rng.choice(eligible)
+            answers = [self._pick(state, prompt, m) for m in (left, right)]
+            generating = None in answers
+            if generating and (
+                state.generating >= self.study.max_generating
+                or state.generating_by_rater >= self.study.max_generating_per_rater
+            ):
+                raise ArenaError(BUSY)
+            plan.append(_Plan(rater.name, left, right, prompt, answers))
+            return Reservation(
+                reservation_id=secrets.token_urlsafe(12),
+                rater=rater.name,
+                model_a=left,
+                model_b=right,
+                response_a_id=answers[0].response_id if answers[0] else None,
+                response_b_id=answers[1].response_id if answers[1] else None,
+                generating=generating,
+                expires_at=datetime.now(UTC) + timedelta(seconds=RESERVATION_TTL_S),
             )
-        counts = self.store.pair_counts()
-        for pair, n in self._pending.items():
-            counts[pair] = counts.get(pair, 0) + n
-        left, right = choose_pair(self.study.model_names, counts, self._rng)
-        if free:
-            prompt = Prompt(free, id="free", category="free", language=None)
-        else:
-            eligible = self._eligible_prompts(name, left, right)
-            if not eligible:
-                raise ArenaError("this study has no prompt to battle on")
-            prompt = self._rng.choice(eligible)
-        busy = set(self._reserved.get(name, ()))
-        for b in open_battles:
-            busy.update(x for x in (b.response_a_id, b.response_b_id) if x)
-        answers = [self._pick(name, prompt, m, busy) for m in (left, right)]
-        plan = _Plan(name, frozenset((left, right)), left, right, prompt, answers)
-        if None in answers:
-            self._start_generating(name)
-            plan.generating = True
-        ids = [a.response_id for a in answers if a is not None]
-        self._seen.setdefault(name, set()).update(ids)
-        self._reserved.setdefault(name, []).extend(ids)
-        self._pending[plan.key] = self._pending.get(plan.key, 0) + 1
-        self._pending_by_rater[name] = self._pending_by_rater.get(name, 0) + 1
-        return plan
 
-    def _release(self, plan: _Plan) -> None:
-        """Forget a plan's reservations. Called under the lock."""
-        self._pending[plan.key] -= 1
-        if not self._pending[plan.key]:
-            del self._pending[plan.key]
-        self._pending_by_rater[plan.rater] -= 1
-        if not self._pending_by_rater[plan.rater]:
-            del self._pending_by_rater[plan.rater]
-        reserved = self._reserved.get(plan.rater, [])
-        for a in plan.answers:
-            if a is not None and a.response_id in reserved:
-                reserved.remove(a.response_id)
-        if not reserved:
-            self._reserved.pop(plan.rater, None)
-        self._end_generating(plan)
+        with self._lock:  # the rng and the identity cache are this process's
+            reservation = self.store.reserve(rater.name, decide)
+            plan[-1].reservation = reservation
+            if reservation.generating:
+                self._generating += 1
+        return plan[-1]
 
-    def _start_generating(self, rater: str) -> None:
-        """Count one battle of ``rater`` waiting for generation, or refuse with BUSY past
-        the bounds. Called under the lock."""
-        if (
-            self._generating >= self.study.max_generating
-            or self._generating_by_rater.get(rater, 0) >= self.study.max_generating_per_rater
-        ):
-            raise ArenaError(BUSY)
-        self._generating += 1
-        self._generating_by_rater[rater] = self._generating_by_rater.get(rater, 0) + 1
-
-    def _stop_generating(self, rater: str) -> None:
-        """Called under the lock."""
-        self._generating -= 1
-        self._generating_by_rater[rater] -= 1
-        if not self._generating_by_rater[rater]:
-            del self._generating_by_rater[rater]
-
-    def _end_generating(self, plan: _Plan) -> None:
-        """Called under the lock."""
-        if plan.generating:
-            plan.generating = False
-            self._stop_generating(plan.rater)
+    def _release(self, res: Reservation | None, *, stored: bool) -> None:
+        """Forget a reservation (in the store too unless its battle was stored with it)."""
+        if res is None:
+            return
+        with self._lock:
+            if res.generating:
+                self._generating -= 1
+        if not stored:
+            self.store.release(res.reservation_id)
 
     def _generate(
         self, prompt: Prompt, model: str, config: GenerationConfig | None = None
@@ -548,8 +546,11 @@ class Arena:
                 (finished.error or row.get("finish_reason")) if finished else "no result",
             )
             raise ArenaError("an answer could not be generated; please try again")
-        if not prompt.history:
+        if not prompt.history:  # a later turn's answer continues a conversation
             self.pool.add(prompt.text, model, answer)
+            self.store.add_answer(
+                prompt.text, model, answer.response_id, answer.raw, answer.raw_reasoning
+            )
         return answer
 
     def new_battle(self, rater: Rater, free_prompt: str | None = None) -> BattleView:
@@ -568,25 +569,21 @@ class Arena:
                 f"the prompt is too long ({len(free)} characters; "
                 f"at most {self.study.max_prompt_chars})"
             )
-        with self._lock:
-            plan = self._plan(rater, free)
+        plan = self._plan(rater, free)
         stored = False
         try:
             answers: list[PoolAnswer] = []
             for model, pooled in zip((plan.left, plan.right), plan.answers, strict=True):
                 answers.append(pooled or self._generate(plan.prompt, model))
             record = self._record(rater, plan, *answers)
-            # Stored and released in one step: the battle is counted (open in the store,
-            # or pending here) exactly once at every moment.
-            with self._lock:
-                self.store.add_battle(record)
-                stored = True
-                self._seen.setdefault(rater.name, set()).update(a.response_id for a in answers)
-                self._release(plan)
+            # Stored and released in one transaction: the battle is counted (open, or
+            # being prepared) exactly once at every moment, in every process.
+            assert plan.reservation is not None
+            self.store.add_battle(record, plan.reservation.reservation_id)
+            stored = True
         finally:
-            if not stored:
-                with self._lock:
-                    self._release(plan)
+            self._release(plan.reservation, stored=stored)
+            plan.reservation = None
         return self._view(record)
 
     def _view(self, record: BattleRecord) -> BattleView:
@@ -662,11 +659,7 @@ class Arena:
             raise ArenaError(
                 f"this battle has had its {self.study.max_turns} turns: vote on the conversation"
             )
-        with self._lock:
-            if battle_id in self._following:
-                raise ArenaError("your last follow-up to this battle is still being answered")
-            self._start_generating(rater.name)
-            self._following.add(battle_id)
+        res = self._reserve_follow_up(rater, record)
         try:
             turn = record.turns + 1
             answers = [
@@ -694,10 +687,37 @@ class Arena:
                 ),
             )
         finally:
-            with self._lock:
-                self._following.discard(battle_id)
-                self._stop_generating(rater.name)
+            self._release(res, stored=False)
         return self._view(stored)
+
+    def _reserve_follow_up(self, rater: Rater, record: BattleRecord) -> Reservation:
+        """Count a follow-up of ``record`` as generating, in the store: one at a time per
+        battle (in every process), within the generation bounds."""
+
+        def decide(state: PlanState) -> Reservation:
+            if record.battle_id in state.following:
+                raise ArenaError("your last follow-up to this battle is still being answered")
+            if (
+                state.generating >= self.study.max_generating
+                or state.generating_by_rater >= self.study.max_generating_per_rater
+            ):
+                raise ArenaError(BUSY)
+            return Reservation(
+                reservation_id=secrets.token_urlsafe(12),
+                rater=rater.name,
+                model_a=record.model_a,
+                model_b=record.model_b,
+                response_a_id=None,
+                response_b_id=None,
+                generating=True,
+                expires_at=datetime.now(UTC) + timedelta(seconds=RESERVATION_TTL_S),
+                battle_id=record.battle_id,
+            )
+
+        with self._lock:
+            res = self.store.reserve(rater.name, decide)
+            self._generating += 1
+        return res
 
     def _follow_up_answer(
         self, record: BattleRecord, side: str, model: str, text: str, turn: int

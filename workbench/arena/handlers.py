@@ -78,7 +78,7 @@ class Handlers:
 def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handlers:
     """The arena's handlers for ``arena``, with Gradio module ``gr`` for its types."""
     study = arena.study
-    sessions = Sessions()
+    sessions = Sessions(arena.store, study.raters)
     cache: dict[str, Any] = {}
     cache_lock = threading.Lock()
     n_buttons = len(CHOICE_BUTTONS) + 2  # the vote buttons, Skip and Send follow-up
