@@ -227,17 +227,21 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
         return (view.battle_id, *view_parts(view), *view_buttons(view), "", "", "", "")
 
     def ui_new_battle(sid: str | None, battle_id: str | None, free: str | None) -> tuple[Any, ...]:
-        rater = sessions.rater(sid)
-        if rater is None:
+        def refused(message: str) -> tuple[Any, ...]:
+            # the prompt box keeps its text here: the rater may want to shorten it
             return (
                 None,
-                *view_parts(None, "⚠️ Please log in."),
+                *view_parts(None, f"⚠️ {message}"),
                 *buttons_off,
                 gr.update(),
                 "",
                 gr.update(),
                 gr.update(),
             )
+
+        rater = sessions.rater(sid)
+        if rater is None:
+            return refused("Please log in.")
         try:
             if battle_id:  # the battle on screen was left without a vote: skip it
                 arena.skip(rater, battle_id)
@@ -246,16 +250,7 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             text = STORAGE_FAILED if isinstance(e, VoteStoreError) else str(e)
             if isinstance(e, VoteStoreError):
                 log.error("arena: %s", e)
-            # the prompt box keeps its text here: the rater may want to shorten it
-            return (
-                None,
-                *view_parts(None, f"⚠️ {text}"),
-                *buttons_off,
-                gr.update(),
-                "",
-                gr.update(),
-                gr.update(),
-            )
+            return refused(text)
         return shown(view)
 
     def ui_follow_up(sid: str | None, battle_id: str | None, text: str | None) -> tuple[Any, ...]:
