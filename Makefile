@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 # Portable x86-64 build of llama.cpp (AVX2/FMA); pip caches the built wheel.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: demo test test-fast lint format bench venv models browser clean
+.PHONY: demo test test-fast lint format bench venv models browser postgres clean
 
 venv: $(STAMP)
 
@@ -28,13 +28,19 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "Chromium is missing: sudo apt-get install chromium (browser tests need it)"; exit 1; fi; }
 
+# The arena's PostgreSQL tests start their own server (initdb + pg_ctl in a temp dir).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "PostgreSQL is missing: sudo apt-get install postgresql (the arena's PostgreSQL tests need it)"; exit 1; fi; }
+
 demo: models
 	$(VENV)/bin/workbench models
 	$(VENV)/bin/workbench compare -p "Explain in two sentences why the sky is blue." --max-tokens 64 --seed 42
 	@echo
 	@echo "workbench lives in $(VENV): run $(VENV)/bin/workbench --help, or source $(VENV)/bin/activate and type workbench."
 
-test: models browser
+test: models browser postgres
 	$(PY) -m pytest
 
 test-fast: models

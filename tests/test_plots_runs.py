@@ -99,3 +99,34 @@ def test_unknown_metric_is_an_error(runs: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="no column 'nope'"):
         speed_figure(runs, metric="nope")
     assert set(run_figures(runs, languages=False)) == {"ttft", "speed", "length"}
+
+
+def test_latency_figure_puts_first_answer_next_to_first_token() -> None:
+    def thinking_row(model: str, ttft: float, ttfa: float | None) -> dict[str, object]:
+        return {**_row(model, ttft, 10.0, 20, "en"), "ttfa_s": ttfa}
+
+    frame = rows_to_frame(
+        [
+            thinking_row("thinker", 0.1, 2.5),  # thought for 2.4 s before answering
+            thinking_row("thinker", 0.2, 3.0),
+            thinking_row("thinker", 0.1, None),  # thinking cut by max_tokens: no answer
+            thinking_row("plain", 0.05, 0.05),  # no thinking: the two are the same
+        ]
+    )
+    fig = ttft_figure(frame)
+    assert fig.layout.boxmode == "group"
+    by_name = {t.name: list(zip(t.x, t.y, strict=True)) for t in fig.data}
+    assert by_name["thinker"] == [
+        ("first token", 0.1),
+        ("first token", 0.2),
+        ("first token", 0.1),
+        ("first answer", 2.5),
+        ("first answer", 3.0),
+    ]
+    assert by_name["plain"] == [("first token", 0.05), ("first answer", 0.05)]
+    assert list(fig.layout.xaxis.categoryarray) == ["first token", "first answer"]
+    assert {t.name: t.marker.color for t in fig.data} == model_colors(["thinker", "plain"])
+
+    # A frame from before ttfa_s was recorded: the first token only.
+    old = frame.drop("ttfa_s")
+    assert {x for t in ttft_figure(old).data for x in t.x} == {"first token"}

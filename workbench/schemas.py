@@ -183,7 +183,9 @@ VOTE_SCHEMA: dict[str, pl.DataType] = {
     "flags": pl.String(),
     "battle_created_at": pl.Datetime("us", "UTC"),
     "voted_at": pl.Datetime("us", "UTC"),
+    "turns": pl.Int32(),
 }
 """A vote as the arena stores it (the SQLite ``votes`` table, in its column order) and
 exports it, with :data:`VOTE_REQUIRED_COLUMNS` moved to the front. ``choice`` is the button
-(A, B, tie, bothbad), ``winner`` one of :data:`VOTE_WINNERS`; ``flags`` holds JSON."""
+(A, B, tie, bothbad), ``winner`` one of :data:`VOTE_WINNERS`; ``flags`` holds JSON;
+``turns`` counts the user turns of the conversation the vote covers (1: no follow-ups)."""

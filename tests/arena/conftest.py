@@ -1,5 +1,5 @@
 """Fixtures for the arena tests (defined in helpers.py)."""
 
-from .helpers import launched, real_pool
+from .helpers import launched, pg_url, postgres, real_pool
 
-__all__ = ["launched", "real_pool"]
+__all__ = ["launched", "pg_url", "postgres", "real_pool"]

@@ -20,6 +20,7 @@ from tests.helpers.servers import free_port as free_port  # re-exported for the 
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.models.registry import GEMMA_NAME, SMOLLM_NAME, bundled_models
 from workbench.store import RunStore, rows_to_frame
+from workbench.testing.postgres import PostgresMissing, TempPostgres
 
 BUNDLED = (GEMMA_NAME, SMOLLM_NAME)
 MAX_TOKENS = 12
@@ -67,7 +68,7 @@ def study_text(
         f"models = {json.dumps(list(models))}",
         'prompts = ["prompts.jsonl"]',
         f"free_prompts = {str(free_prompts).lower()}",
-        'votes_db = "votes/test.sqlite"',
+        *([] if "votes_db =" in extra_top else ['votes_db = "votes/test.sqlite"']),
         extra_top,
         "[generation]",
         f"max_tokens = {max_tokens}",
@@ -198,3 +199,32 @@ def api_call(
                     data = json.loads(line[5:])
                     return event, (data[0] if event == "complete" and data else data)
     raise AssertionError(f"no result from {name}")
+
+
+PG_PASSWORD_ENV = "WB_TEST_VOTES_PASSWORD"
+"""The environment variable the PostgreSQL test studies name for the password."""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempPostgres]:
+    """A real PostgreSQL server of the test session (initdb + pg_ctl on loopback)."""
+    try:
+        server = TempPostgres().start()
+    except PostgresMissing as e:
+        pytest.skip(str(e))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def pg_url(postgres: TempPostgres, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty database on the session's server; its password in PG_PASSWORD_ENV."""
+    monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
+    return postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+def pg_study_top(url: str) -> str:
+    """Study lines that put its votes on ``url`` (for ``study_text(extra_top=...)``)."""
+    return f'votes_db_password_env = "{PG_PASSWORD_ENV}"\n' + f"votes_db = {json.dumps(url)}"

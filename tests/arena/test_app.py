@@ -15,6 +15,7 @@ from workbench.arena.auth import Throttle
 from workbench.arena.battles import Arena
 from workbench.arena.leaderboard import leaderboard_view
 from workbench.arena.study import StudyError, load_study
+from workbench.arena.votes import VoteStore
 from workbench.errors import ArenaError
 
 from .helpers import BUNDLED, api_call, fake_runs, free_port, need_models, write_study
@@ -49,15 +50,24 @@ def test_api_battle_then_vote(tmp_path: Path, launched: list[object]) -> None:
     client = Client(url, verbose=False)
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
         "/new_battle",
+        "/follow_up",
         "/vote",
         "/skip",
     }
     battle = client.predict("alice-secret-1", api_name="/new_battle")
-    assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b"}
-    assert not any(name in str(battle) for name in BUNDLED)
+    assert set(battle) >= {"battle_id", "prompt", "answer_a", "answer_b", "turn", "max_turns"}
+    assert not any(name in str(battle) for name in (*BUNDLED, "base model"))
+    assert (battle["reasoning_a"], battle["reasoning_b"]) == ("", "")
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="takes no follow-up turns"):
+        client.predict("alice-secret-1", battle["battle_id"], "More?", api_name="/follow_up")
     out = client.predict("alice-secret-1", battle["battle_id"], "bothbad", "meh", api_name="/vote")
     assert out["status"] == "recorded" and {out["model_a"], out["model_b"]} == set(BUNDLED)
     assert out["winner"] == "tie (bothbad)"
+    # The pretrained base model (no chat template) is labelled, after the vote only.
+    labels = {out["model_a"]: out["label_a"], out["model_b"]: out["label_b"]}
+    assert labels == {BUNDLED[0]: f"{BUNDLED[0]} (base model)", BUNDLED[1]: BUNDLED[1]}
     votes = app.arena.votes()  # type: ignore[attr-defined]
     assert votes.height == 1 and votes["reason"][0] == "meh" and votes["rater"][0] == "alice"
 
@@ -116,9 +126,10 @@ def test_token_guessing_locks_the_address_out(tmp_path: Path, launched: list[obj
     assert battle["battle_id"]
 
 
-def test_throttle_counts_failures_in_a_sliding_window() -> None:
+def test_throttle_counts_failures_in_a_sliding_window(tmp_path: Path) -> None:
     now = [0.0]
-    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    store = VoteStore(tmp_path / "votes.sqlite")
+    t = Throttle(3, window_s=60, lockout_s=30, clock=lambda: now[0], store=store)
     t.failed("a")
     now[0] = 50
     t.failed("a")
@@ -168,6 +179,9 @@ def test_leaderboard_view_filters_and_flags(tmp_path: Path) -> None:
     assert empty.votes == 0 and empty.board.height == 0
     assert set(view.elo["model"]) == {"m1", "m2"}
     assert view.matrix.columns[0] == "model"
+    labelled = leaderboard_view(votes, bootstrap=10, labels={"m2": "m2 (base model)"})
+    assert set(labelled.board["model"]) == set(labelled.elo["model"]) == {"m1", "m2 (base model)"}
+    assert "m2 (base model)" in labelled.matrix.columns
 
 
 @pytest.mark.slow  # starts a Gradio server

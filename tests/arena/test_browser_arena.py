@@ -175,3 +175,68 @@ def test_rater_page(tmp_path: Path, browser: Any) -> None:
     finally:
         app.close()
         arena.close()
+
+
+def test_thinking_collapsed_and_a_follow_up_turn(tmp_path: Path, browser: Any) -> None:
+    """A study showing thinking collapsed with two turns: the thinking sits in a closed
+    block above each answer, a follow-up brings both models' next answers with the first
+    turn above them, and nothing names a model until the vote."""
+    from tests.helpers.sse_server import ScriptedServer
+
+    from .test_turns import Models
+
+    server = ScriptedServer()
+    server.script = Models()
+    models = [f"{server.base_url}#north", f"{server.base_url}#south"]
+    top = 'show_thinking = "collapsed"\nmax_turns = 2'
+    study = load_study(write_study(tmp_path, models=models, free_prompts=True, extra_top=top))
+    app = build_app(study, seed=0)
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+
+    def shown(text: str) -> int:
+        """Visible text boxes holding ``text``."""
+        return sum(
+            1 for t in page.locator("textarea").all() if t.is_visible() and text in t.input_value()
+        )
+
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        _login(page, f"http://127.0.0.1:{port}/", "alice-secret-1")
+        page.get_by_label("Your own prompt", exact=False).fill("Name a colour.")
+        page.get_by_role("button", name="New battle").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('textarea')]"
+            ".some(t => t.value.includes('Answer 1'))",
+            timeout=60_000,
+        )
+        assert shown("Answer 1, calm.") == 1 and shown("Answer 1, brisk.") == 1
+        thinking = page.get_by_text("Thinking", exact=True)
+        assert thinking.count() == 2
+        assert shown("Consider turn 1.") == 0 and shown("Weigh turn 1.") == 0  # closed
+        thinking.first.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('textarea')].some("
+            "t => t.offsetParent !== null && t.value.includes('turn 1.'))",
+            timeout=10_000,
+        )
+        assert shown("Consider turn 1.") + shown("Weigh turn 1.") == 1  # only the opened one
+
+        page.get_by_label("Follow-up", exact=False).fill("And a fruit?")
+        page.get_by_role("button", name="Send follow-up").click()
+        page.get_by_text("turn 2 of 2").wait_for(timeout=60_000)
+        assert shown("Answer 2, calm.") == 1 and shown("Answer 2, brisk.") == 1
+        assert shown("You: Name a colour.") == 1  # the earlier turn, above
+        assert page.get_by_role("button", name="Send follow-up").is_disabled()  # last turn
+        before = page.content()
+        for name in ("north", "south", f":{server.port}", "base model"):
+            assert name not in before, f"{name} visible before the vote"
+
+        page.get_by_role("button", name="A is better").click()
+        page.get_by_text("Vote recorded").wait_for(timeout=30_000)
+        assert "north@" in page.inner_text("body")
+        assert app.arena.votes()["turns"].to_list() == [2]
+    finally:
+        app.close()
+        app.arena.close()
+        server.close()

@@ -106,13 +106,13 @@ def test_full_disk_fails_the_vote_in_one_line_and_keeps_the_others(tmp_path: Pat
     store = _store_with_votes(path)
     store.add_battle(battle("full"))
     # SQLite's own page limit gives the real SQLITE_FULL error a full disk gives.
-    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store._engine._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._engine._conn.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(VoteStoreError) as e:
         store.record_vote("full", "alice", "A", "x" * 50_000, max_reason_chars=100_000)
     assert str(e.value).startswith(f"votes file {path}: cannot record the vote: ")
     assert "full" in str(e.value) and "rollback" not in str(e.value)
-    store._conn.execute("PRAGMA max_page_count = 1000000")
+    store._engine._conn.execute("PRAGMA max_page_count = 1000000")
     assert store.count_votes() == 3  # the acknowledged ones, and not the failed one
     assert store.record_vote("full", "alice", "B").choice == "B"  # the battle still votes
     store.close()

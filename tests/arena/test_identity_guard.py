@@ -112,7 +112,7 @@ def test_nothing_before_the_vote_names_a_model(tmp_path: Path, launched: list[ob
         needles += [ref.name, ref.path, p.name, p.stem, str(p.parent)]
         info = ref.info()
         needles += [info.arch]  # gemma3, llama
-    needles += ["gemma", "smollm"]
+    needles += ["gemma", "smollm", "base model"]  # the label of the pretrained Gemma too
     needles = sorted({n for n in needles if n})
 
     cap = Capture(f"http://127.0.0.1:{port}")
@@ -147,3 +147,4 @@ def test_nothing_before_the_vote_names_a_model(tmp_path: Path, launched: list[ob
     vote_fn, vote_btn = _ids(config, "A is better")
     cap.event(vote_fn, vote_btn, [None, None, "clear"], session)
     assert cap.leaks(needles), "the scan found nothing even after the reveal"
+    assert any(leak.startswith("'base model'") for leak in cap.leaks(needles))

@@ -73,6 +73,18 @@ def test_hashed_token(tmp_path: Path) -> None:
         (lambda t: 'title = "Gemma vs the rest"\n' + t, "name a model"),
         (lambda t: t.split("[[raters]]")[0], "at least one rater"),
         (lambda t: t.replace("[limits]", "[limits]\nwhatever = 1"), "whatever"),
+        (lambda t: 'show_thinking = "open"\n' + t, "show_thinking: expected one of hidden"),
+        (lambda t: "show_thinking = true\n" + t, "show_thinking: expected a string"),
+        (lambda t: "max_turns = 0\n" + t, "max_turns must be at least 1"),
+        (
+            lambda t: t.replace("[generation]", '[generation]\nthinking = "yes"'),
+            "generation.thinking",
+        ),
+        (lambda t: 'max_turns = "3"\n' + t, "max_turns: expected an integer"),
+        (
+            lambda t: "max_turns = 3\n" + t.replace("only = false", 'only = true\nruns_root = "."'),
+            "cannot answer follow-up turns",
+        ),
     ],
 )
 def test_malformed_study_is_refused_with_a_clear_message(
@@ -81,6 +93,14 @@ def test_malformed_study_is_refused_with_a_clear_message(
     text = edit(study_text(tmp_path))  # type: ignore[operator]
     with pytest.raises(StudyError, match=message):
         parse_study(text, base_dir=tmp_path, resolve_models=False)
+
+
+def test_thinking_and_turn_settings(tmp_path: Path) -> None:
+    plain = parse_study(study_text(tmp_path), base_dir=tmp_path, resolve_models=False)
+    assert (plain.show_thinking, plain.max_turns) == ("hidden", 1)
+    text = 'show_thinking = "collapsed"\nmax_turns = 3\n' + study_text(tmp_path)
+    study = parse_study(text, base_dir=tmp_path, resolve_models=False)
+    assert (study.show_thinking, study.max_turns) == ("collapsed", 3)
 
 
 def test_unknown_model(tmp_path: Path) -> None:
@@ -121,6 +141,7 @@ def test_cli_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["arena", "--study", str(DEMO), "--check", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"study": "demo"' in out and BUNDLED[1] in out
+    assert '"show_thinking": "hidden", "max_turns": 1' in out
 
 
 def test_twins_are_refused(tmp_path: Path) -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.arena.votes import BattleRecord, VoteRejected, VoteStore
+from workbench.arena.votes import (
+    BattleRecord,
+    FollowUp,
+    PlanState,
+    Reservation,
+    VoteRejected,
+    VoteStore,
+)
 from workbench.ratings import leaderboard, read_votes
 
 
@@ -53,7 +60,7 @@ def test_wal_and_full_sync(tmp_path: Path) -> None:
     store = VoteStore(tmp_path / "v.sqlite")
     with sqlite3.connect(tmp_path / "v.sqlite") as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._engine._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
 
@@ -69,8 +76,42 @@ def test_a_vote_row_holds_everything(tmp_path: Path) -> None:
     assert row["response_a_id"] == "b1-ra" and row["response_b_id"] == "b1-rb"
     assert row["choice"] == "B" and row["reason"] == "clearer" and not row["flagged"]
     assert row["voted_at"] >= row["battle_created_at"]
+    assert row["turns"] == 1
     assert store.get_battle("b1").status == "voted"  # type: ignore[union-attr]
     store.close()
+
+
+def _turn(n: int) -> FollowUp:
+    return FollowUp(n, f"more {n}?", f"a{n}", f"b{n}", f"<b>a{n}</b>", f"b{n} ", "", "why b",
+                    "", "why b", f"ra{n}", f"rb{n}")  # fmt: skip
+
+
+def test_follow_up_turns_are_stored_with_the_battle_and_the_vote(tmp_path: Path) -> None:
+    path = tmp_path / "v.sqlite"
+    store = VoteStore(path, "t")
+    store.add_battle(battle("b1", reasoning_b="thought", raw_reasoning_b="thought "))
+    first = store.add_follow_up("b1", "alice", _turn(2))
+    assert first.turns == 2 and first.follow_ups[0].created_at
+    store.add_follow_up("b1", "alice", _turn(3))
+    before = dump(path)
+    for bid, rater, turn, message in (
+        ("b1", "alice", _turn(3), "moved on"),  # a racing second follow-up of the same turn
+        ("b1", "bob", _turn(4), "unknown battle"),
+        ("nope", "alice", _turn(2), "unknown battle"),
+    ):
+        with pytest.raises(VoteRejected, match=message):
+            store.add_follow_up(bid, rater, turn)
+    assert dump(path) == before
+    store.record_vote("b1", "alice", "B")
+    with pytest.raises(VoteRejected, match="already has your vote"):
+        store.add_follow_up("b1", "alice", _turn(4))
+    store.close()
+    with VoteStore(path, "t") as again:
+        b = again.get_battle("b1")
+        assert b is not None and b.turns == 3 and b.reasoning_b == "thought"
+        assert [t.prompt for t in b.follow_ups] == ["more 2?", "more 3?"]
+        assert b.follow_ups[1].raw_a == "<b>a3</b>" and b.follow_ups[1].response_b_id == "rb3"
+        assert again.votes_frame()["turns"].to_list() == [3]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +183,15 @@ def test_votes_survive_reopening(tmp_path: Path) -> None:
     with VoteStore(path) as store:
         assert store.count_votes() == 5
         assert store.pair_counts() == {frozenset({"m1", "m2"}): 5}
-        assert store.seen_responses()["alice"] >= {"b0-ra", "b4-rb"}
+        states: list[PlanState] = []
+
+        def decide(state: PlanState) -> Reservation:
+            states.append(state)
+            raise VoteRejected("only looking")
+
+        with pytest.raises(VoteRejected):
+            store.reserve("alice", decide)
+        assert states[0].seen >= {"b0-ra", "b4-rb"}  # what alice saw, read by the next plan
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
@@ -189,22 +238,40 @@ def test_pair_counts_are_votes_and_open_battles(tmp_path: Path) -> None:
 
 
 def test_schema_version_migrates_forward_and_refuses_newer(tmp_path: Path) -> None:
+    from workbench.arena.db import SqliteEngine
     from workbench.arena.votes import _SCHEMA, SCHEMA_VERSION, VoteStoreError
 
     old = tmp_path / "old.sqlite"
+    first_release = _SCHEMA.split("-- Battles being prepared")[0]  # battles and votes
+    first_release = first_release.replace("{serial}", SqliteEngine.serial)
+    for line in _SCHEMA.splitlines():  # no raw text, thinking or turns columns
+        if line.split()[:1] in (["raw_a"], ["raw_b"], ["follow_ups"], ["turns"]) or (
+            "reasoning" in line
+        ):
+            first_release = first_release.replace(line + "\n", "")
     with sqlite3.connect(old) as c:  # a first-release file: no raw columns, no version
-        c.executescript(
-            _SCHEMA.replace("raw_a          TEXT,", "").replace("raw_b          TEXT,", "")
+        c.executescript(first_release)
+        c.execute(
+            "INSERT INTO battles (battle_id, study, rater, model_a, model_b, swapped, prompt,"
+            " answer_a, answer_b, source_a, source_b, flags, created_at, expires_at, status)"
+            " VALUES ('v0', 't', 'alice', 'm1', 'm2', 0, 'p', 'a', 'b', 'pool', 'pool', '[]',"
+            " '2026-01-01T00:00:00+00:00', '2026-01-01T01:00:00+00:00', 'voted')"
         )
     with sqlite3.connect(old) as c:
         assert "raw_a" not in {r[1] for r in c.execute("PRAGMA table_info(battles)")}
         assert c.execute("PRAGMA user_version").fetchone()[0] == 0
     with VoteStore(old) as store:
         store.add_battle(battle("b", raw_a=" raw a", raw_b="raw b "))
+        store.add_follow_up("b", "alice", _turn(2))
         store.record_vote("b", "alice", "A")
         assert store.get_battle("b").raw_a == " raw a"  # type: ignore[union-attr]
+        old_battle = store.get_battle("v0")
+        assert old_battle is not None and old_battle.turns == 1 and old_battle.reasoning_a == ""
+        assert store.votes_frame()["turns"].to_list() == [2]
     with sqlite3.connect(old) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"reservations", "answers", "lockouts", "sessions"} <= tables  # version 4
 
     with sqlite3.connect(old) as c:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -222,12 +222,38 @@ def test_side_by_side_notebook_in_jupyterlab(
     page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     panel.screenshot(path=str(tmp_path / "compare-panel.png"))
     assert (tmp_path / "jupyterlab.png").stat().st_size > 10_000
-    # The notebook's compare() cell stored 2 rows, the panel's run 2 more.
+    # Chat mode: two turns; each column shows its model's own conversation.
+    page.locator(".wb-mode button", has_text="Chat").click()
+    for n, text in enumerate(("Name a fruit.", "Another one?"), start=1):
+        page.locator(".wb-prompt textarea").fill(text)
+        page.locator("button.wb-run").click()
+        # This turn's columns both hold an answer, and the run says it is done.
+        page.wait_for_function(
+            f"n => ({_BOTH_COLUMNS_HAVE_TEXT})()"
+            " && [...document.querySelectorAll('.wb-compare .wb-turn')]"
+            "      .every(e => e.textContent === `turn ${n}`)"
+            " && /Done/.test(document.querySelector('.wb-compare .wb-status').textContent)",
+            arg=n,
+            polling=200,
+        )
+    columns = panel.locator(".wb-column")
+    assert columns.count() == 2
+    for i in range(2):
+        shown = columns.nth(i).locator(".wb-column-history").inner_text()
+        assert shown.index("Name a fruit.") < shown.index("Another one?"), shown
+    headers = [columns.nth(i).locator(".wb-column-header").inner_text() for i in range(2)]
+    assert sum("base model" in h for h in headers) == 1, headers  # Gemma 3 270M
+    assert page.locator("button.wb-new-chat").is_enabled()
+    panel.screenshot(path=str(tmp_path / "compare-chat.png"))
+    # The notebook stored 2 rows (compare) and 4 (its two-turn conversation); the panel 2
+    # (one prompt) and 4 (two chat turns).
     import polars as pl
 
     runs = pl.read_parquet(sorted((data / "runs").glob("*.parquet")))
-    assert runs.height == 4
+    assert runs.height == 12
     assert runs.filter(pl.col("max_tokens") == 12)["model"].n_unique() == 2
+    chats = runs.filter(pl.col("conversation_id").is_not_null())
+    assert chats["conversation_id"].n_unique() == 2 and chats.height == 8
 
 
 _PLOTS = """() => [...document.querySelectorAll('.jp-RenderedPlotly')].map(r => {

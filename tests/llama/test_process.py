@@ -24,6 +24,20 @@ def test_a_worker_says_ready_and_ends_on_close() -> None:
     assert not w.alive and not os.path.exists(log)
 
 
+def test_a_worker_dropped_without_close_ends_and_deletes_its_log() -> None:
+    """A backend a notebook forgets to close must not leave a child or a log file behind."""
+    import gc
+
+    w = Worker("workbench.llama.gen_worker")
+    w.start()
+    proc, log = w.proc, w.log_path
+    assert proc is not None and log and os.path.exists(log)
+    del w
+    gc.collect()
+    assert proc.poll() is not None
+    assert not os.path.exists(log)
+
+
 def test_our_own_failure_is_not_blamed_on_llama_cpp() -> None:
     """A child whose Python code fails (here: an entry point that does not exist) is
     workbench's failure, reported with the exception line."""

@@ -13,7 +13,7 @@ pytest.importorskip("ipywidgets")
 
 from workbench.store import RunStore
 from workbench.widgets import HistoryView, filter_runs
-from workbench.widgets.history import runs_table_html
+from workbench.widgets.history import conversation_order, runs_table_html
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -103,6 +103,7 @@ def test_history_lists_filters_and_redraws(store: RunStore) -> None:
             "prompt_set": None,
             "category": None,
             "language": "de",
+            "conversation_id": None,
         }
         view.filters["model"].value = "(all)"
         assert sorted(view.frame["model"].to_list()) == ["beta", "gamma"]
@@ -158,3 +159,58 @@ def test_runs_table_formats_missing_values_as_empty_cells() -> None:
     assert table.count("<td style='padding:3px 8px;border-bottom") == 8
     assert "b: &lt;boom&gt;" in table
     assert ">1.0<" in table
+
+
+def _turn(i: int, model: str, conv: str | None, turn: int) -> dict[str, object]:
+    return {**_row(i, model, None, None, None, 50.0), "conversation_id": conv, "turn": turn}
+
+
+def test_history_groups_rows_by_conversation(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.append(
+        [
+            _turn(0, "alpha", "chat1", 1),
+            _turn(1, "beta", "chat1", 1),
+            _turn(2, "alpha", None, 1),  # a single prompt between the turns
+            _turn(3, "alpha", "chat2", 1),  # another chat, one model
+            _turn(4, "alpha", "chat1", 2),
+            _turn(5, "beta", "chat1", 2),
+        ]
+    )
+    view = HistoryView(store)
+    try:
+        assert "6 of 6 stored responses (2 conversations)" in view.summary.value
+        table = view.table.value
+        headings = re.findall(r"<tr class='wb-conversation'><td [^>]*>([^<]*)</td>", table)
+        # Newest first by conversation: chat1 was answered last, then chat2, the single
+        # prompt; within a conversation turn by turn.
+        assert headings == ["conversation chat1 · 2 turns · 2 models",
+                            "conversation chat2 · 1 turn · 1 model"]  # fmt: skip
+        order = re.findall(r">(p\d)<", table)
+        assert order == ["p0", "p1", "p4", "p5", "p3", "p2"]
+        assert table.index("conversation chat2") < table.index(">p3<")
+        assert table.index(">p3<") < table.index(">p2<")
+        assert ">turn</th>" in table and ">first answer (s)</th>" in table
+
+        assert view.filters["conversation_id"].options == ("(all)", "chat1", "chat2", "(none)")
+        view.filters["conversation_id"].value = "chat1"
+        assert sorted(view.frame["prompt_id"].to_list()) == ["p0", "p1", "p4", "p5"]
+        assert "(1 conversation)" in view.summary.value
+        view.filters["conversation_id"].value = "(none)"
+        assert view.frame["prompt_id"].to_list() == ["p2"]
+        assert "wb-conversation" not in view.table.value
+    finally:
+        view.close()
+
+
+def test_conversation_order_leaves_single_prompts_in_place() -> None:
+    frame = pl.DataFrame(
+        {
+            "prompt_id": ["a", "b", "c", "d"],
+            "conversation_id": [None, "x", None, "x"],
+            "turn": [1, 2, 1, 1],
+        }
+    )
+    assert conversation_order(frame)["prompt_id"].to_list() == ["a", "d", "b", "c"]
+    plain = frame.drop("conversation_id")
+    assert conversation_order(plain)["prompt_id"].to_list() == ["a", "b", "c", "d"]

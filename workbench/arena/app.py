@@ -1,15 +1,19 @@
 """The Gradio voting panel: the page's layout, wired to the handlers.
 
-Everything that could identify a model stays in this server process (the :class:`Arena`
-and its SQLite file) until the rater has voted: the page, Gradio's config and info
+Everything that could identify a model stays on the server (the :class:`Arena` and its
+votes store) until the rater has voted: the page, Gradio's config and info
 endpoints, ``gr.State`` and every event payload carry only a random battle id, the prompt
-and the two answers. Besides its page the app exposes two named API endpoints for
+and the two answers (with their thinking, where the study shows it, and the earlier turns
+of the conversation). Besides its page the app exposes two named API endpoints for
 scripted studies and load tests (``gradio_client``):
 
 - ``new_battle(token, prompt="")`` -> ``{"battle_id", "prompt", "answer_a", "answer_b",
   ...}`` (``prompt``: the rater's own, where the study takes them)
+- ``follow_up(token, battle_id, prompt)`` -> the battle view with the new turn (studies
+  with ``max_turns`` > 1: both models answer, each continuing its own conversation)
 - ``vote(token, battle_id, choice, reason)`` with choice ``A``, ``B``, ``tie`` or
   ``bothbad`` -> ``{"status": "recorded", "model_a", "model_b", "winner", ...}``
+  (``label_a``/``label_b``: the names with "(base model)" for a model run as completion)
 - ``skip(token, battle_id)`` closes an open battle without a vote.
 
 Requests run in lanes: starting battles (which may wait for generation) in one of
@@ -152,7 +156,8 @@ def build_app(
     if not isinstance(study, Study):
         study = load_study(study)
     arena = arena or Arena(study, seed=seed)
-    authenticate = Authenticator(arena, Throttle(max_token_failures, lockout_s=lockout_s))
+    throttle = Throttle(max_token_failures, lockout_s=lockout_s, store=arena.store)
+    authenticate = Authenticator(arena, throttle)
     h = make_handlers(gr, arena, authenticate)
 
     instructions = study.description.strip() or (
@@ -174,10 +179,33 @@ def build_app(
                 max_lines=6,
             )
             new_btn = gr.Button("New battle", variant="primary")
+            earlier = gr.Textbox(
+                label="Earlier turns", interactive=False, visible=False, lines=6, max_lines=24
+            )
             prompt_md = gr.Markdown("")
             with gr.Row():
-                ans_a = gr.Textbox(label="Answer A", interactive=False, lines=8, max_lines=24)
-                ans_b = gr.Textbox(label="Answer B", interactive=False, lines=8, max_lines=24)
+                sides = []
+                for side in ("A", "B"):
+                    with gr.Column():
+                        # closed above the answer; shown only where the study shows thinking
+                        with gr.Accordion("Thinking", open=False, visible=False) as think_box:
+                            think = gr.Textbox(
+                                show_label=False, interactive=False, lines=4, max_lines=16
+                            )
+                        answer = gr.Textbox(
+                            label=f"Answer {side}", interactive=False, lines=8, max_lines=24
+                        )
+                    sides.append((think_box, think, answer))
+            with gr.Row(visible=study.max_turns > 1):
+                follow_box = gr.Textbox(
+                    label=(
+                        "Follow-up (optional; both models answer it before you vote, "
+                        f"up to {study.max_turns} turns)"
+                    ),
+                    max_lines=6,
+                    scale=4,
+                )
+                follow_btn = gr.Button("Send follow-up", interactive=False, scale=1)
             reason = gr.Textbox(
                 label=f"Reason (optional, at most {study.max_reason_chars} characters)",
                 max_lines=4,
@@ -219,13 +247,22 @@ def build_app(
                 concurrency_id="login",
                 **private,
             )
-        buttons = [*vote_buttons, skip_btn]
-        battle_outputs = [battle, prompt_md, ans_a, ans_b, *buttons, reason, result, free]
+        buttons = [*vote_buttons, skip_btn, follow_btn]
+        view_outputs = [prompt_md, earlier, *(c for side in sides for c in side)]
+        battle_outputs = [battle, *view_outputs, *buttons, reason, result, free, follow_box]
         for btn in (new_btn, skip_btn):
             btn.click(
                 h.ui_new_battle,
                 [session, battle, free],
                 battle_outputs,
+                **battles_lane,
+                **private,
+            )
+        for trigger in (follow_btn.click, follow_box.submit):
+            trigger(
+                h.ui_follow_up,
+                [session, battle, follow_box],
+                [battle, *view_outputs, *buttons, result, follow_box],
                 **battles_lane,
                 **private,
             )
@@ -250,6 +287,7 @@ def build_app(
                 **private,
             )
         gr.api(h.new_battle, api_name="new_battle", **battles_lane)
+        gr.api(h.follow_up, api_name="follow_up", **battles_lane)
         gr.api(h.vote, api_name="vote", **votes_lane)
         gr.api(h.skip, api_name="skip", **votes_lane)
 

@@ -1,7 +1,9 @@
 """Who is asking: browser sessions, token checks and the lockout of token guessers.
 
 Unknown tokens are counted per client address, the page's login and the API together:
-too many within a minute lock that address out for a while (:class:`Throttle`).
+too many within a minute lock that address out for a while (:class:`Throttle`). Sessions,
+counts and lockouts are rows in the study's votes store, so every arena process of a
+study (behind one reverse proxy, on one PostgreSQL database) sees the same ones.
 
 The address is the one the connection came from. ``X-Forwarded-For`` is believed only
 from the reverse proxies a study names in ``trusted_proxies``: the arena's own
@@ -18,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workbench.arena.battles import Arena
 from workbench.arena.study import Rater, is_loopback
+from workbench.arena.votes import VoteStore
 from workbench.errors import ArenaError
 
 __all__ = [
@@ -44,25 +46,25 @@ log = logging.getLogger(__name__)
 
 
 class Sessions:
-    """Browser sessions -> rater, server-side. A session id is random and reveals nothing."""
+    """Browser sessions -> rater, in the study's store. A session id is random and
+    reveals nothing."""
 
-    def __init__(self) -> None:
-        self._by_id: dict[str, Rater] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: VoteStore, raters: Iterable[Rater]) -> None:
+        self.store = store
+        self._raters = {r.name: r for r in raters}
 
     def open(self, rater: Rater) -> str:
         """A new session id for ``rater``."""
         sid = secrets.token_urlsafe(24)
-        with self._lock:
-            self._by_id[sid] = rater
+        self.store.open_session(sid, rater.name)
         return sid
 
     def rater(self, sid: str | None) -> Rater | None:
         """The rater of session ``sid`` (None: unknown or not logged in)."""
-        if not sid or not isinstance(sid, str):
+        if not sid or not isinstance(sid, str) or len(sid) > 200:
             return None
-        with self._lock:
-            return self._by_id.get(sid)
+        name = self.store.session_rater(sid)
+        return self._raters.get(name) if name is not None else None
 
 
 class LockedOut(ArenaError):
@@ -71,7 +73,9 @@ class LockedOut(ArenaError):
 
 class Throttle:
     """Slows token guessing: a client address whose unknown tokens reach ``limit`` within
-    ``window_s`` seconds is refused, right token or wrong, for ``lockout_s`` seconds.
+    ``window_s`` seconds is refused, right token or wrong, for ``lockout_s`` seconds. The
+    counts live in ``store`` (every process of a study counts together), timed by
+    ``clock`` (wall-clock seconds: processes share it).
 
     Behind a reverse proxy every rater shares the proxy's address; raise ``limit`` there.
     """
@@ -81,34 +85,26 @@ class Throttle:
         limit: int,
         window_s: float = 60.0,
         lockout_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        *,
+        store: VoteStore,
     ) -> None:
         self.limit, self.window_s, self.lockout_s, self.clock = limit, window_s, lockout_s, clock
-        self._failures: dict[str, list[float]] = {}
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.store = store
 
     def check(self, client: str) -> None:
         """Raise LockedOut (an ArenaError) while ``client`` is locked out."""
-        with self._lock:
-            left = self._until.get(client, 0.0) - self.clock()
-            if left > 0:
-                raise LockedOut(
-                    f"too many unknown tokens from this address; try again in {left:.0f} s"
-                )
-            self._until.pop(client, None)
+        left = self.store.lockout_left(client, self.clock())
+        if left > 0:
+            raise LockedOut(f"too many unknown tokens from this address; try again in {left:.0f} s")
 
     def failed(self, client: str) -> None:
         """Count one unknown token from ``client``."""
-        with self._lock:
-            now = self.clock()
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
-            recent.append(now)
-            if len(recent) >= self.limit:
-                self._until[client] = now + self.lockout_s
-                recent = []
-                log.warning("arena: %s locked out after %d unknown tokens", client, self.limit)
-            self._failures[client] = recent
+        locked = self.store.token_failed(
+            client, self.clock(), window_s=self.window_s, limit=self.limit, lockout_s=self.lockout_s
+        )
+        if locked:
+            log.warning("arena: %s locked out after %d unknown tokens", client, self.limit)
 
 
 def client_address(request: Any) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.arena.auth import Authenticator, LockedOut, Sessions
-from workbench.arena.battles import Arena, BattleView
+from workbench.arena.battles import BASE_MODEL, Arena, BattleView, Turn
 from workbench.arena.leaderboard import ALL, board_panel, leaderboard_view
 from workbench.arena.study import Rater
 from workbench.arena.votes import VoteRejected, VoteStoreError
@@ -59,6 +59,8 @@ class Handlers:
     """API: ``new_battle(token, prompt="")`` -> the battle view as a dict."""
     vote: Callable[..., dict]
     """API: ``vote(token, battle_id, choice, reason)`` -> the revealed names."""
+    follow_up: Callable[..., dict]
+    """API: ``follow_up(token, battle_id, prompt)`` -> the battle view with the new turn."""
     skip: Callable[..., dict]
     """API: ``skip(token, battle_id)`` -> ``{"status": "skipped"}``."""
     login: Callable[..., tuple[Any, ...]]
@@ -67,6 +69,8 @@ class Handlers:
     """Page: start a battle for the session's rater (the one on screen is skipped)."""
     ui_vote: Callable[[str], Callable[..., tuple[Any, ...]]]
     """Page: the click handler of one vote button (by choice)."""
+    ui_follow_up: Callable[..., tuple[Any, ...]]
+    """Page: send the follow-up box's text to both models of the battle on screen."""
     refresh: Callable[..., tuple[Any, ...]]
     """Page: the admin's leaderboard (skipped for everyone else)."""
 
@@ -74,10 +78,10 @@ class Handlers:
 def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handlers:
     """The arena's handlers for ``arena``, with Gradio module ``gr`` for its types."""
     study = arena.study
-    sessions = Sessions()
+    sessions = Sessions(arena.store, study.raters)
     cache: dict[str, Any] = {}
     cache_lock = threading.Lock()
-    n_buttons = len(CHOICE_BUTTONS) + 1  # the vote buttons and Skip
+    n_buttons = len(CHOICE_BUTTONS) + 2  # the vote buttons, Skip and Send follow-up
     buttons_off = [gr.update(interactive=False)] * n_buttons
     buttons_on = [gr.update(interactive=True)] * n_buttons
     keep_buttons = [gr.update()] * n_buttons
@@ -92,11 +96,20 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
 
     def new_battle(token: str, prompt: str = "", request: gr.Request = None) -> dict:
         """Start a blind battle (on your own prompt where the study takes them). Returns
-        battle_id, prompt, answer_a, answer_b, category, language and images (the
-        prompt's images as data: URLs)."""
+        battle_id, prompt, answer_a, answer_b."""
         try:
             rater = authenticate(token, request)
             return arena.new_battle(rater, prompt).as_dict()
+        except ArenaError as e:
+            raise refuse(e) from None
+
+    def follow_up(token: str, battle_id: str, prompt: str, request: gr.Request = None) -> dict:
+        """Send a follow-up to both models of your open battle (where the study takes
+        them); each continues its own conversation. Returns the battle view, whose
+        prompt and answers are the new turn's."""
+        try:
+            rater = authenticate(token, request)
+            return arena.follow_up(rater, battle_id, prompt).as_dict()
         except ArenaError as e:
             raise refuse(e) from None
 
@@ -118,6 +131,8 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             "battle_id": out.battle_id,
             "model_a": out.model_a,
             "model_b": out.model_b,
+            "label_a": arena.label(out.model_a),
+            "label_b": arena.label(out.model_b),
             "choice": out.choice,
             "winner": out.winner,
             "flagged": out.flagged,
@@ -134,6 +149,16 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
         return {"status": "skipped", "battle_id": battle_id}
 
     # ---------------------------------------------------------------- page handlers
+
+    def base_note(model: str) -> str:
+        # named only after the vote: before it, "base model" would tell the two apart
+        return f" ({BASE_MODEL})" if model in arena.base_models else ""
+
+    def transcript(turns: tuple[Turn, ...]) -> str:
+        return "\n\n".join(
+            f"— Turn {i} —\nYou: {t.prompt}\n\nA: {t.answer_a}\n\nB: {t.answer_b}"
+            for i, t in enumerate(turns, 1)
+        )
 
     def tally(rater: Rater) -> str:
         try:
@@ -172,21 +197,57 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             "",
         )
 
-    def shown(view: BattleView) -> tuple[Any, ...]:
-        prompt = "**Prompt:**\n\n" + view.prompt
-        if view.images:  # the same picture above both answers
+    def view_parts(view: BattleView | None, prompt: str = "") -> tuple[Any, ...]:
+        """prompt, earlier turns, thinking A (block, text), answer A, the same for B."""
+        if view is None:
+            hidden = gr.update(visible=False, open=False)
+            return (prompt, gr.update(value="", visible=False), hidden, "", "", hidden, "", "")
+        if view.turn == 1:
+            prompt = "**Prompt:**\n\n" + view.prompt
+        else:
+            prompt = f"**Follow-up (turn {view.turn} of {view.max_turns}):**\n\n" + view.prompt
+        if view.images:  # the same picture above both answers, on every turn
             prompt += "\n\n" + "\n".join(
                 f'<img src="{url}" alt="image {i + 1} of the prompt" class="wb-prompt-image" '
                 'style="max-width: 100%; max-height: 420px;">'
                 for i, url in enumerate(view.images)
             )
-        # the prompt box is emptied: the next battle must not silently reuse it
-        return (view.battle_id, prompt, view.answer_a, view.answer_b, *buttons_on, "", "", "")
+        earlier = transcript(view.earlier)
+        return (
+            prompt,
+            gr.update(value=earlier, visible=bool(earlier)),
+            gr.update(visible=bool(view.reasoning_a), open=False),
+            view.reasoning_a,
+            view.answer_a,
+            gr.update(visible=bool(view.reasoning_b), open=False),
+            view.reasoning_b,
+            view.answer_b,
+        )
+
+    def view_buttons(view: BattleView) -> list[Any]:
+        more = gr.update(interactive=view.turn < view.max_turns)
+        return [*buttons_on[:-1], more]
+
+    def shown(view: BattleView) -> tuple[Any, ...]:
+        # the prompt boxes are emptied: the next battle must not silently reuse them
+        return (view.battle_id, *view_parts(view), *view_buttons(view), "", "", "", "")
 
     def ui_new_battle(sid: str | None, battle_id: str | None, free: str | None) -> tuple[Any, ...]:
+        def refused(message: str) -> tuple[Any, ...]:
+            # the prompt box keeps its text here: the rater may want to shorten it
+            return (
+                None,
+                *view_parts(None, f"⚠️ {message}"),
+                *buttons_off,
+                gr.update(),
+                "",
+                gr.update(),
+                gr.update(),
+            )
+
         rater = sessions.rater(sid)
         if rater is None:
-            return (None, "⚠️ Please log in.", "", "", *buttons_off, gr.update(), "", gr.update())
+            return refused("Please log in.")
         try:
             if battle_id:  # the battle on screen was left without a vote: skip it
                 arena.skip(rater, battle_id)
@@ -195,9 +256,27 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             text = STORAGE_FAILED if isinstance(e, VoteStoreError) else str(e)
             if isinstance(e, VoteStoreError):
                 log.error("arena: %s", e)
-            # the prompt box keeps its text here: the rater may want to shorten it
-            return (None, f"⚠️ {text}", "", "", *buttons_off, gr.update(), "", gr.update())
+            return refused(text)
         return shown(view)
+
+    def ui_follow_up(sid: str | None, battle_id: str | None, text: str | None) -> tuple[Any, ...]:
+        keep_view = [gr.update()] * 8
+        rater = sessions.rater(sid)
+        if rater is None:
+            return (battle_id, *keep_view, *keep_buttons, "⚠️ Please log in.", gr.update())
+        if not battle_id:
+            return (None, *keep_view, *buttons_off, "⚠️ Start a battle first.", gr.update())
+        try:
+            view = arena.follow_up(rater, battle_id, text)
+        except VoteRejected as e:  # the battle is closed (voted, skipped, expired)
+            return (None, *keep_view, *buttons_off, f"⚠️ {e}", gr.update())
+        except ArenaError as e:
+            message = STORAGE_FAILED if isinstance(e, VoteStoreError) else str(e)
+            if isinstance(e, VoteStoreError):
+                log.error("arena: %s", e)
+            # the follow-up box keeps its text: the rater may change it and send again
+            return (battle_id, *keep_view, *keep_buttons, f"⚠️ {message}", gr.update())
+        return (view.battle_id, *view_parts(view), *view_buttons(view), "", "")
 
     def ui_vote(choice: str) -> Callable[..., tuple[Any, ...]]:
         def handler(sid: str | None, battle_id: str | None, reason: str | None) -> tuple[Any, ...]:
@@ -227,7 +306,8 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
                 )
             text = (
                 f"✅ Vote recorded ({_VERDICTS[choice]}). "
-                f"**A** was `{out.model_a}` · **B** was `{out.model_b}`.{note}\n\n"
+                f"**A** was `{out.model_a}`{base_note(out.model_a)} · "
+                f"**B** was `{out.model_b}`{base_note(out.model_b)}.{note}\n\n"
                 f"{tally(rater)} *New battle* for the next one."
             )
             return (text, None, *buttons_off)
@@ -248,6 +328,7 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
                 return skip
         view = leaderboard_view(
             arena.votes(include_flagged=True),
+            labels={m: arena.label(m) for m in arena.base_models},
             category=category,
             language=language,
             include_flagged=include_flagged,
@@ -267,4 +348,6 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
             gr.update(choices=[ALL, *view.languages]),
         )
 
-    return Handlers(new_battle, vote, skip, login, ui_new_battle, ui_vote, refresh)
+    return Handlers(
+        new_battle, vote, follow_up, skip, login, ui_new_battle, ui_vote, ui_follow_up, refresh
+    )

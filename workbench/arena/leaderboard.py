@@ -6,6 +6,7 @@ the texts and tables the admin panel shows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ def leaderboard_view(
     include_flagged: bool = False,
     bootstrap: int = 200,
     seed: int = 0,
+    labels: Mapping[str, str] | None = None,
 ) -> LeaderboardView:
     """Filter the votes and compute the admin panel's frames with ``workbench.ratings``.
 
@@ -75,7 +77,12 @@ def leaderboard_view(
         include_flagged: count battles the identity guard flagged.
         bootstrap: bootstrap rounds for the intervals.
         seed: bootstrap seed.
+        labels: model name -> the name to show (``Arena.label``: "(base model)" added).
     """
+    if labels and votes.height:
+        votes = votes.with_columns(
+            pl.col("model_a").replace(dict(labels)), pl.col("model_b").replace(dict(labels))
+        )
     categories = sorted(c for c in votes["category"].unique().to_list() if c)
     languages = sorted(c for c in votes["language"].unique().to_list() if c)
     flagged = int(votes["flagged"].sum()) if votes.height else 0

@@ -10,7 +10,7 @@ directory (``$WORKBENCH_DATA`` or the checkout's ``data/``). Example (the bundle
     models = ["gemma-3-270m", "smollm2-135m-instruct"]   # registry names, paths, URLs
     prompts = ["reasoning", "instruction_following"]     # bundled sets or .jsonl paths
     free_prompts = true                                  # raters may type their own
-    votes_db = "{data}/votes/demo.sqlite"
+    votes_db = "{data}/votes/demo.sqlite"                 # or "postgresql://user@host/db"
 
     [generation]                                         # GenerationConfig fields
     max_tokens = 64
@@ -35,7 +35,9 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from workbench.arena.db import describe_url, is_server_url
 from workbench.arena.guard import identity_terms
 from workbench.backends.base import GenerationConfig, Prompt
 from workbench.errors import InputError
@@ -46,6 +48,7 @@ from workbench.prompts import PromptSetError, load_prompts
 
 __all__ = [
     "DEMO_TOKENS",
+    "SHOW_THINKING",
     "Rater",
     "Study",
     "StudyError",
@@ -59,6 +62,12 @@ DEMO_TOKENS = ("demo-token", "admin-token")
 
 Role = Literal["rater", "admin"]
 
+ShowThinking = Literal["hidden", "collapsed"]
+SHOW_THINKING: tuple[ShowThinking, ...] = ("hidden", "collapsed")
+"""What raters see of a model's thinking before voting: nothing (``hidden``, the default)
+or a closed block above the answer (``collapsed``), normalised like the answer and
+withheld when it names a model or maker."""
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOP_KEYS = {
     "name",
@@ -67,7 +76,10 @@ _TOP_KEYS = {
     "models",
     "prompts",
     "free_prompts",
+    "show_thinking",
+    "max_turns",
     "votes_db",
+    "votes_db_password_env",
     "trusted_proxies",
     "generation",
     "pool",
@@ -144,8 +156,9 @@ class Study:
     """Who may vote; at least one."""
     generation: GenerationConfig
     """Settings for every answer (pooled answers must have been made with the same)."""
-    votes_db: Path
-    """SQLite file holding battles and votes."""
+    votes_db: Path | str
+    """Where battles and votes go: a SQLite file (a Path), or a PostgreSQL database URL
+    (``postgresql://user@host:port/db``, a str) that several arena processes share."""
     runs_root: Path | None = None
     """RunStore root whose stored runs form the answer pool (None: no pool)."""
     pool_only: bool = False
@@ -169,6 +182,13 @@ class Study:
     trusted_proxies: tuple[str, ...] = ()
     """Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; none by
     default, so a client cannot choose the address it is counted (and locked out) by."""
+    votes_db_password_env: str | None = None
+    """The environment variable holding the database password (never in the file)."""
+    show_thinking: ShowThinking = "hidden"
+    """What raters see of the thinking before voting (see :data:`SHOW_THINKING`)."""
+    max_turns: int = 1
+    """User turns a battle may have before the vote: 1 is one prompt; more lets the rater
+    send follow-ups, which each model answers continuing its own conversation."""
     path: Path | None = None
     """The study file it was read from."""
 
@@ -272,6 +292,28 @@ def _path(base: Path, value: str) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def _votes_db(base: Path, value: str) -> Path | str:
+    """A SQLite file's path, or a PostgreSQL URL checked to hold no password."""
+    if is_server_url(value):
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - parses the port
+        except ValueError as e:
+            raise StudyError(f"votes_db: not a database URL ({e})") from None
+        if parts.password:
+            raise StudyError(
+                "votes_db: the URL holds a password; put it in an environment variable "
+                "and name that with votes_db_password_env"
+            )
+        if not parts.path.strip("/"):
+            raise StudyError(f"votes_db {describe_url(value)}: name the database (…/dbname)")
+        return value
+    votes_db = _path(base, value)
+    if votes_db.is_dir():
+        raise StudyError(f"votes_db {votes_db} is a directory; name the SQLite file in it")
+    return votes_db
+
+
 def _generation(section: dict[str, Any]) -> GenerationConfig:
     allowed = {f.name: f for f in fields(GenerationConfig)}
     _unknown(section, set(allowed), "[generation]")
@@ -291,13 +333,17 @@ def _generation(section: dict[str, Any]) -> GenerationConfig:
         "n_ubatch": int,
         "type_k": str,
         "type_v": str,
+        "thinking": str,
     }
     values = {}
     for key, value in section.items():
         values[key] = _expect(value, kinds.get(key, object), f"generation.{key}")
         if kinds.get(key) == (int, float):
             values[key] = float(value)
-    cfg = GenerationConfig(**values)
+    try:
+        cfg = GenerationConfig(**values)
+    except InputError as e:
+        raise StudyError(f"generation.{e}") from None
     _check_generation(cfg)
     return cfg
 
@@ -329,6 +375,15 @@ def _check_generation(cfg: GenerationConfig) -> None:
             raise StudyError(f"generation.{key} must be at least 1")
     if cfg.n_threads is not None and cfg.n_threads < 1:
         raise StudyError("generation.n_threads must be at least 1")
+
+
+def _show_thinking(value: Any) -> ShowThinking:
+    value = _expect(value, str, "show_thinking")
+    if value not in SHOW_THINKING:
+        raise StudyError(
+            f"show_thinking: expected one of {', '.join(SHOW_THINKING)}, got {value!r}"
+        )
+    return value
 
 
 def _proxies(items: Any) -> tuple[str, ...]:
@@ -482,10 +537,19 @@ def parse_study(
     description = _expect(doc.get("description", ""), str, "description")
     free_prompts = _expect(doc.get("free_prompts", False), bool, "free_prompts")
     if "votes_db" not in doc:
-        raise StudyError(f"{where}: votes_db (the SQLite file for votes) is required")
-    votes_db = _path(base, _expect(doc["votes_db"], str, "votes_db"))
-    if votes_db.is_dir():
-        raise StudyError(f"votes_db {votes_db} is a directory; name the SQLite file in it")
+        raise StudyError(
+            f"{where}: votes_db (the SQLite file or PostgreSQL URL for votes) is required"
+        )
+    votes_db = _votes_db(base, _expect(doc["votes_db"], str, "votes_db"))
+    password_env = doc.get("votes_db_password_env")
+    if password_env is not None:
+        password_env = _expect(password_env, str, "votes_db_password_env")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+            raise StudyError(
+                f"votes_db_password_env {password_env!r}: name an environment variable"
+            )
+        if not isinstance(votes_db, str):
+            raise StudyError("votes_db_password_env is for a PostgreSQL votes_db URL")
 
     pool = _table(doc, "pool")
     _unknown(pool, _POOL_KEYS, "[pool]")
@@ -524,12 +588,21 @@ def parse_study(
             limits.get("max_generating_per_rater", 1), int, "max_generating_per_rater"
         ),
         trusted_proxies=_proxies(doc.get("trusted_proxies")),
+        votes_db_password_env=password_env,
+        show_thinking=_show_thinking(doc.get("show_thinking", "hidden")),
+        max_turns=_expect(doc.get("max_turns", 1), int, "max_turns"),
         path=path,
     )
     if study.pool_only and study.runs_root is None:
         raise StudyError("[pool] only = true needs pool.runs_root (where the stored runs are)")
     if study.pool_only and study.free_prompts:
         raise StudyError("[pool] only = true cannot answer free prompts; set free_prompts = false")
+    if study.max_turns < 1:
+        raise StudyError("max_turns must be at least 1 (1: no follow-up turns)")
+    if study.pool_only and study.max_turns > 1:
+        raise StudyError(
+            "[pool] only = true cannot answer follow-up turns; set max_turns = 1 or only = false"
+        )
     for key in (
         "max_reason_chars",
         "max_prompt_chars",

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,16 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The directory holding the ``workbench`` package the parent runs, so that the child
 imports the same code (a checkout that is not installed, an edited tree)."""
 _POLL_S = 0.05
+
+
+def _reap(proc: subprocess.Popen[bytes], log_path: str) -> None:
+    """End a child whose :class:`Worker` was dropped without :meth:`Worker.close` (or is
+    still open at interpreter exit) and delete its log: nobody can read either any more."""
+    if proc.poll() is None:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    Path(log_path).unlink(missing_ok=True)
 
 
 class Worker:
@@ -54,6 +65,7 @@ class Worker:
         self.ready: dict[str, Any] = {}
         self.returncode: int | None = None
         """The last child's exit status once it ended (negative: the signal)."""
+        self._reaper: weakref.finalize[Any, Any] | None = None
 
     @property
     def alive(self) -> bool:
@@ -71,7 +83,9 @@ class Worker:
             BackendError: the child could not start; the message says why in one line.
         """
         self.kill()
-        if self.log_path:  # a restarted worker starts a fresh log
+        if self._reaper is not None:  # a restarted worker starts a fresh log
+            self._reaper()
+        if self.log_path:
             Path(self.log_path).unlink(missing_ok=True)
         self.returncode = None
         fd, self.log_path = tempfile.mkstemp(prefix="workbench-llama-", suffix=".log")
@@ -103,6 +117,7 @@ class Worker:
         finally:
             os.close(fd)
             child_sock.close()
+        self._reaper = weakref.finalize(self, _reap, self.proc, self.log_path)
         self.conn = Connection(parent_sock.detach())
         msg = self.recv()
         if msg is None or msg[0] != "ready":
@@ -215,6 +230,9 @@ class Worker:
     def close(self, grace_s: float = 5.0) -> None:
         """Ask the child to exit, kill it after ``grace_s``, delete the log."""
         self.finish(grace_s)
+        if self._reaper is not None:
+            self._reaper.detach()
+            self._reaper = None
         if self.log_path:
             Path(self.log_path).unlink(missing_ok=True)
             self.log_path = None

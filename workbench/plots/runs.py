@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = [
+    "LATENCY_METRICS",
     "METRIC_LABELS",
     "language_figure",
     "length_figure",
@@ -30,6 +31,7 @@ __all__ = [
 
 METRIC_LABELS: dict[str, str] = {
     "ttft_s": "time to first token (s)",
+    "ttfa_s": "time to first answer token (s)",
     "gen_tps": "generation tokens/s",
     "gen_tps_wall": "generation tokens/s (wall clock)",
     "prompt_tps": "prompt tokens/s",
@@ -137,9 +139,60 @@ def _per_model(runs: pl.DataFrame, metric: str, title: str) -> go.Figure:
     return fig
 
 
+LATENCY_METRICS: dict[str, str] = {"ttft_s": "first token", "ttfa_s": "first answer"}
+"""The two waits the latency figure puts side by side: submit to the first token of any
+kind, and submit to the first token of the answer (after the thinking)."""
+
+
 def ttft_figure(runs: pl.DataFrame) -> go.Figure:
-    """Time to first token per model (every response a point)."""
-    return _per_model(runs, "ttft_s", "Time to first token")
+    """Time to first token next to time to first answer token, one box per model in
+    each (every response a point). A model that thinks shows the wait its thinking adds;
+    without thinking the two are the same. Frames without ``ttfa_s`` (or where no row
+    has it) show the first token only."""
+    go = _go()
+    title = "Time to first token and to first answer"
+    metrics = [m for m in LATENCY_METRICS if m in runs.columns]
+    if "ttft_s" not in metrics:
+        raise ValueError("runs frame has no column 'ttft_s'")
+    present = {m: _present(runs, m) for m in metrics}
+    present = {m: f for m, f in present.items() if f.height}
+    if not present:
+        return _empty(title, "no responses yet")
+    colors = model_colors([m for f in present.values() for m in f["model"].to_list()])
+    fig = go.Figure()
+    for model in sorted(colors):
+        xs: list[str] = []
+        ys: list[float] = []
+        hover: list[str] = []
+        for metric, frame in present.items():
+            sub = frame.filter(pl.col("model") == model)
+            xs += [LATENCY_METRICS[metric]] * sub.height
+            ys += sub[metric].to_list()
+            hover += _hover(sub)
+        fig.add_trace(
+            go.Box(
+                x=xs,
+                y=ys,
+                name=model,
+                marker_color=colors[model],
+                boxpoints="all",
+                jitter=0.3,
+                pointpos=0,
+                text=hover,
+                hovertemplate="%{x}: %{y:.3g} s<br>%{text}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=_HEIGHT,
+        template=template(),
+        boxmode="group",
+        yaxis_title="seconds from submit",
+        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 60, "r": 20, "t": 50, "b": 80},
+    )
+    fig.update_xaxes(categoryorder="array", categoryarray=[LATENCY_METRICS[m] for m in present])
+    return fig
 
 
 def speed_figure(runs: pl.DataFrame, metric: str = "gen_tps") -> go.Figure:

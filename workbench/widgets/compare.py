@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,14 +32,27 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 
 import polars as pl
 
-from workbench.backends.base import GenerationConfig, Prompt, resolve_sampling
+from workbench.backends.base import GenerationConfig, Message, Prompt, PromptMode, resolve_sampling
+from workbench.chat import prompt_mode
+from workbench.gguf import GGUFError
 from workbench.host import idle_release_s
 from workbench.images import Image, ImageError, image_from_bytes
 from workbench.models.registry import ModelRef, list_models, resolve
-from workbench.runner import ResponseFinished, ResponseStarted, Runner, TokenChunk
+from workbench.runner import (
+    Conversation,
+    ResponseFinished,
+    ResponseStarted,
+    RunEvent,
+    Runner,
+    TokenChunk,
+)
 from workbench.store import RunStore, rows_to_frame
 
-__all__ = ["ComparePanel", "ModelColumn", "close_tree", "figure_bundle"]
+__all__ = ["BASE_MODEL_LABEL", "ComparePanel", "ModelColumn", "close_tree", "figure_bundle"]
+
+BASE_MODEL_LABEL = "base model"
+"""Shown next to the name of a model run as completion (``prompt_mode`` "completion": its
+GGUF has no chat template, so it continues the text instead of answering it)."""
 
 _TEXT_STYLE = (
     "white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,"
@@ -79,8 +92,10 @@ def _fmt(v: float | int | None, spec: str, unit: str = "") -> str:
     return "–" if v is None else f"{format(v, spec)}{unit}"
 
 
-def _metrics_html(ttft: str, tps: str, tokens: str, note: str) -> str:
+def _metrics_html(ttft: str, tps: str, tokens: str, note: str, ttfa: str | None = None) -> str:
     cells = [("TTFT", "ttft", ttft), ("tokens/s", "tps", tps), ("tokens", "tokens", tokens)]
+    if ttfa is not None:  # the model thought: its first answer token came later
+        cells.insert(1, ("first answer", "ttfa", ttfa))
     body = " · ".join(
         f"<b>{k}</b> <span class='wb-{cls}'>{html.escape(v)}</span>" for k, cls, v in cells
     )
@@ -88,32 +103,105 @@ def _metrics_html(ttft: str, tps: str, tokens: str, note: str) -> str:
     return f"<div class='wb-metrics' style='font-size:12px'>{body}{extra}</div>"
 
 
-class ModelColumn:
-    """One model's column: name, streamed text, live figures.
+def _header_html(name: str, mode: PromptMode | None, turn: int | None) -> str:
+    out = f"<b>{html.escape(name)}</b>"
+    if mode == "completion":
+        out += (
+            " <span class='wb-base-model' title='no chat template: a pretrained base model "
+            "that continues the text rather than answering it' style='font-size:11px;"
+            "padding:0 5px;border-radius:8px;background:var(--jp-layout-color3,#eee);"
+            f"color:var(--jp-ui-font-color1,#333)'>{BASE_MODEL_LABEL}</span>"
+        )
+    if turn is not None:
+        out += f" <span class='wb-turn' style='color:#888;font-size:11px'>turn {turn}</span>"
+    return out
 
-    Tokens are appended to ``text`` as they arrive; the widgets are redrawn at most every
-    ``1 / max_redraws_per_s`` seconds (and once more when the response ends).
+
+def _history_html(messages: Sequence[Message]) -> str:
+    """The conversation a column's model was sent: user turns and its own answers."""
+    if not messages:
+        return ""
+    items = []
+    for m in messages:
+        who, color = ("you", "#4C78A8") if m.role == "user" else ("model", "#888")
+        # Each message scrolls on its own, so the prompt being answered (the last one)
+        # is always in view however long the earlier answers were.
+        items.append(
+            f"<div class='wb-msg wb-msg-{m.role}' style='margin:2px 0;max-height:6em;"
+            f"overflow-y:auto'><b style='color:{color}'>{who}:</b> "
+            f"{html.escape(m.content.strip())}</div>"
+        )
+    return (
+        "<div class='wb-history' style='white-space:pre-wrap;word-break:break-word;"
+        f"font-size:12px;margin-bottom:4px'>{''.join(items)}</div>"
+    )
+
+
+class ModelColumn:
+    """One model's column: name, the conversation so far, thinking, streamed answer,
+    live figures.
+
+    Tokens are appended as they arrive: thinking to ``reasoning`` (shown in a collapsed
+    Accordion above the answer, opened only by the user), the answer to ``text``. The
+    widgets are redrawn at most every ``1 / max_redraws_per_s`` seconds (and once more
+    when the response ends).
 
     Time to first token is shown only once the engine has measured it: the wait before
     the first token includes loading the model when it is not warm, so a live figure
     would change when the final one arrives. Until then the TTFT cell says ``loading``
     (the model is being loaded), ``waiting`` (a warm model reads the prompt) or ``…``
     (streaming). tokens/s is a live wall-clock estimate until the final figure replaces it.
+    The thinking's title carries its own token count and time (from the first token to
+    the first answer token): live estimates (marked ``…``) until the row's figures
+    (``reasoning_tokens``, ``ttfa_s - ttft_s``) replace them.
+
+    Args:
+        name: the model's name.
+        max_redraws_per_s: the redraw limit while tokens stream.
+        mode: how the model gets its prompt, when known ("completion": labelled
+            :data:`BASE_MODEL_LABEL`); :meth:`set_mode` sets it later, and the row's
+            ``prompt_mode`` replaces it.
+        turn: the conversation turn this column answers (chat mode), shown by the name.
+        history: the messages shown above the answer (chat mode: the model's own
+            conversation, ending with the prompt it answers).
     """
 
-    def __init__(self, name: str, max_redraws_per_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_redraws_per_s: float = 20.0,
+        *,
+        mode: PromptMode | None = None,
+        turn: int | None = None,
+        history: Sequence[Message] = (),
+    ) -> None:
         self.name = name
         self.interval = 1.0 / max_redraws_per_s
-        self.header = widgets.HTML(f"<b>{html.escape(name)}</b>")
+        self.mode = mode
+        self.turn = turn
+        self.header = widgets.HTML(_header_html(name, mode, turn))
+        self.header.add_class("wb-column-header")
+        self.history = widgets.HTML(_history_html(history))
+        self.history.add_class("wb-column-history")
+        self.thinking_body = widgets.HTML("")
+        self.thinking_body.add_class("wb-thinking-body")
+        self.thinking = widgets.Accordion(
+            children=[self.thinking_body], titles=("thinking",), selected_index=None
+        )
+        self.thinking.add_class("wb-thinking")
+        self.thinking.layout.display = "none"  # shown once the model thinks
         self.body = widgets.HTML(self._body_html("", "waiting"))
         self.metrics = widgets.HTML(_metrics_html("–", "–", "–", "queued"))
         self.box = widgets.VBox(
-            [self.header, self.body, self.metrics],
+            [self.header, self.history, self.thinking, self.body, self.metrics],
             layout=widgets.Layout(flex="1 1 0", min_width="220px", margin="0 6px 0 0"),
         )
         self.box.add_class("wb-column")
         self.body.add_class("wb-column-body")
         self.text = ""
+        """The answer so far (the row's ``response`` once finished)."""
+        self.reasoning = ""
+        """The thinking so far (the row's ``reasoning`` once finished)."""
         self.state = "waiting"
         """waiting (queued behind other models), loading (the model loads, or reads the
         prompt when ``cold`` is False), streaming, then the finish reason (stop, length,
@@ -123,10 +211,13 @@ class ModelColumn:
         self.error: str | None = None
         self.row: Mapping[str, Any] | None = None
         self.chunks = 0
+        self.reasoning_chunks = 0
+        """Chunks of ``chunks`` that were thinking (a live estimate of its tokens)."""
         self.redraws = 0
         """How many times the column's widgets were redrawn (the throttle keeps it low)."""
         self._t_first: float | None = None
         self._t_last: float | None = None
+        self._t_answer: float | None = None
         self._last_draw = 0.0
 
     @staticmethod
@@ -142,7 +233,9 @@ class ModelColumn:
                 "waiting": "queued: runs after the models before it",
                 "loading": "loading model…",
                 "prompt": "reading the prompt…",
+                "thinking": "thinking… (open “thinking” above to follow it)",
                 "skipped": "not run (stopped)",
+                "no answer": "no answer: the thinking did not end",
             }
             msg = placeholder.get(state, "")
             return (
@@ -156,25 +249,44 @@ class ModelColumn:
         self.cold = cold
         self._draw()
 
-    def add(self, text: str) -> None:
-        """Append streamed text; redraws only if the last redraw is old enough."""
+    def add(self, text: str, *, reasoning: bool = False, moved: bool = False) -> None:
+        """Append streamed text (thinking when ``reasoning``; ``moved``: the answer shown
+        so far was thinking, and ``text`` holds all of it); redraws only if the last
+        redraw is old enough."""
         now = time.perf_counter()
         if self._t_first is None and text.strip():
             self._t_first = now
         self._t_last = now
-        self.text += text
         self.chunks += 1
+        if moved:  # what looked like the answer was thinking: it is all in ``text``
+            self.text = ""
+            self.reasoning_chunks = self.chunks - 1
+            self._t_answer = None
+        if reasoning:
+            self.reasoning += text
+            self.reasoning_chunks += 1
+        else:
+            self.text += text
+            if self._t_answer is None and text.strip():
+                self._t_answer = now
         self.state = "streaming"
         if now - self._last_draw >= self.interval:
             self._draw(now)
+
+    def set_mode(self, mode: PromptMode | None) -> None:
+        """How the model gets its prompt, once known ("completion": a base model)."""
+        self.mode = mode
+        self.header.value = _header_html(self.name, self.mode, self.turn)
 
     def finish(self, event: ResponseFinished) -> None:
         """The response ended: show its final text and the engine's own figures."""
         self.row = event.row
         comp = event.completion
         self.text = comp.text or self.text
+        self.reasoning = comp.reasoning or self.reasoning
         self.state = comp.finish_reason
         self.error = comp.error
+        self.set_mode(comp.prompt_mode or self.mode)
         self._draw()
 
     def fail(self, message: str) -> None:
@@ -187,7 +299,29 @@ class ModelColumn:
         self.state = "skipped"
         self._draw()
 
-    def _live_figures(self) -> tuple[str, str, str, str]:
+    @property
+    def thinking_title(self) -> str:
+        """The thinking's title: its token count and time (live figures end in ``…``)."""
+        r = self.row
+        if r is not None:
+            tokens = r.get("reasoning_tokens")
+            ttft, ttfa = r.get("ttft_s"), r.get("ttfa_s")
+            if ttfa is not None and ttft is not None:
+                took = _fmt(max(ttfa - ttft, 0.0), ".2f", " s")
+            elif ttft is not None and r.get("total_s") is not None:
+                took = _fmt(r["total_s"] - ttft, ".2f", " s") + ", no answer"
+            else:
+                took = "–"
+            count = "–" if tokens is None else f"{tokens} tokens"
+            return f"thinking · {count} · {took}"
+        start = self._t_first
+        end = self._t_answer if self._t_answer is not None else self._t_last
+        took = "–" if start is None or end is None else f"{max(end - start, 0.0):.1f} s"
+        live = "" if self._t_answer is not None else "…"
+        return f"thinking{live} · {self.reasoning_chunks} tokens · {took}"
+
+    def _live_figures(self) -> tuple[str, str, str, str, str | None]:
+        thought = bool(self.reasoning)
         if self.row is not None:
             r = self.row
             tps = r.get("gen_tps") or r.get("gen_tps_wall")
@@ -199,6 +333,7 @@ class ModelColumn:
                 _fmt(tps, ".1f"),
                 _fmt(r.get("completion_tokens"), "d"),
                 note,
+                _fmt(r.get("ttfa_s"), ".2f", " s") if thought else None,
             )
         tps = None
         if (
@@ -214,13 +349,32 @@ class ModelColumn:
             "streaming": "…",
         }.get(self.state, "–")
         note = {"waiting": "queued", "streaming": "live", "skipped": "not run"}
-        return ttft, _fmt(tps, ".1f"), _fmt(self.chunks or None, "d"), note.get(self.state, "")
+        return (
+            ttft,
+            _fmt(tps, ".1f"),
+            _fmt(self.chunks or None, "d"),
+            note.get(self.state, ""),
+            "…" if thought else None,
+        )
 
     def _draw(self, now: float | None = None) -> None:
         self._last_draw = now if now is not None else time.perf_counter()
         self.redraws += 1
-        shown = "prompt" if self.state == "loading" and not self.cold else self.state
+        shown = self.state
+        if self.state == "loading" and not self.cold:
+            shown = "prompt"
+        elif not self.text and self.reasoning:
+            shown = "thinking" if self.state == "streaming" else "no answer"
         self.body.value = self._body_html(self.text, shown, self.error)
+        if self.reasoning:
+            self.thinking_body.value = (
+                f"<pre class='wb-text wb-thinking-text' style='{_TEXT_STYLE};color:#666;"
+                f"min-height:0'>{html.escape(self.reasoning)}</pre>"
+            )
+            self.thinking.titles = (self.thinking_title,)
+            self.thinking.layout.display = None
+        else:
+            self.thinking.layout.display = "none"
         self.metrics.value = _metrics_html(*self._live_figures())
 
 
@@ -228,9 +382,16 @@ class ComparePanel(widgets.VBox):
     """Send one prompt to several models; watch the answers stream side by side.
 
     Models run one after another (never at once), so the speed figures are honest; each
-    answer streams into its own column. Every finished response (stopped and failed ones
-    included) is appended to the store, and the Plotly figures below the columns are
-    redrawn from this panel's responses after every run.
+    answer streams into its own column, a model's thinking into a collapsed "thinking"
+    section above its answer. Every finished response (stopped and failed ones included)
+    is appended to the store, and the Plotly figures below the columns are redrawn from
+    this panel's responses after every run.
+
+    In chat mode (``mode.value = "chat"``) each prompt is the next turn of one
+    conversation (a :class:`workbench.runner.Conversation`): every model gets the earlier
+    prompts with its own earlier answers, and the rows share a ``conversation_id`` and
+    count ``turn``. The models and the system prompt are fixed for a chat (their controls
+    are locked after the first turn); **New chat** starts another.
 
     Args:
         models: models to offer (registry names, .gguf paths, endpoint URLs or ModelRefs);
@@ -269,6 +430,20 @@ class ComparePanel(widgets.VBox):
             layout=widgets.Layout(width="100%", height="80px"),
         )
         self.prompt.add_class("wb-prompt")
+        self.mode = widgets.ToggleButtons(
+            options=[("Single prompt", "prompt"), ("Chat", "chat")],
+            value="prompt",
+            tooltips=[
+                "each run is a new prompt",
+                "each run is the next turn: every model continues its own conversation",
+            ],
+            style={"button_width": "130px"},
+        )
+        self.mode.add_class("wb-mode")
+        self.new_chat_button = widgets.Button(
+            description="New chat", icon="plus", disabled=True, tooltip="start a new conversation"
+        )
+        self.new_chat_button.add_class("wb-new-chat")
         self.system_prompt = widgets.Textarea(
             value=cfg.system_prompt or "",
             placeholder="Optional system prompt",
@@ -352,8 +527,18 @@ class ComparePanel(widgets.VBox):
         """The latest Plotly figures (ttft, speed, length), built from ``rows``."""
         self.last_error: str | None = None
         """A failure of the run as a whole (not of one model), or None."""
+        self._run_images: tuple[Image, ...] = ()
+        """The images of the run in progress (checked when Run was pressed)."""
+        self.conversation: Conversation | None = None
+        """The chat in progress (chat mode, after its first turn), else None."""
+        self.turns = 0
+        """Turns sent in the chat in progress."""
+        self.conversation_models: tuple[str, ...] = ()
+        """The models of the chat in progress (fixed at its first turn)."""
+        self._modes: dict[str, PromptMode | None] = {}
         self._runner: Runner | None = None
         self._thread: threading.Thread | None = None
+        self._label_thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._run_lock = threading.Lock()
         self._active = False
@@ -363,15 +548,21 @@ class ComparePanel(widgets.VBox):
 
         self.run_button.on_click(self._on_run)
         self.stop_button.on_click(self._on_stop)
+        self.new_chat_button.on_click(self._on_new_chat)
+        self.mode.observe(self._on_mode, names="value")
 
         sampling = widgets.VBox([self.temperature, self.top_p, self.max_tokens, self.seed])
         controls = widgets.HBox(
             [self.model_select, sampling],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
-        buttons = widgets.HBox([self.run_button, self.stop_button, self.image_upload, self.status])
+        buttons = widgets.HBox(
+            [self.run_button, self.stop_button, self.new_chat_button, self.image_upload,
+             self.status]
+        )  # fmt: skip
         super().__init__(
             [
+                self.mode,
                 self.prompt,
                 self.system_prompt,
                 controls,
@@ -401,6 +592,19 @@ class ComparePanel(widgets.VBox):
             return tuple(self.refs)
         bundled = [n for n, r in self.refs.items() if r.source == "bundled"]
         return tuple(bundled or list(self.refs)[:2])
+
+    def prompt_mode(self, name: str) -> PromptMode | None:
+        """How ``name`` gets its prompt, from its GGUF header (read once): "chat" through
+        its chat template (or a server's chat API), "completion" for a base model without
+        one (labelled :data:`BASE_MODEL_LABEL`); None when the header cannot be read."""
+        if name not in self._modes:
+            ref = self.refs[name]
+            try:
+                mode = "chat" if ref.is_endpoint else prompt_mode(ref.info().chat_template)
+            except GGUFError:
+                mode = None
+            self._modes[name] = mode
+        return self._modes[name]
 
     def generation_config(self) -> GenerationConfig:
         """The settings the controls describe, on top of the panel's base config."""
@@ -449,30 +653,98 @@ class ComparePanel(widgets.VBox):
             if not names:
                 self._set_status("Select at least one model.", error=True)
                 return False
+            chat = self.mode.value == "chat"
+            if chat and self.conversation is not None:
+                names = list(self.conversation_models)
             try:
                 images = self.images()
             except ImageError as e:  # before any model runs, one line
                 self._set_status(str(e), error=True)
                 return False
+            if images and chat:
+                self._set_status("An image goes with a single prompt, not a chat.", error=True)
+                return False
+            self._run_images = images
             self._cancel_idle_timer()
             self.last_error = None
             self._cancel = threading.Event()
-            self.columns = {n: ModelColumn(n, self.max_redraws_per_s) for n in names}
+            old = list(self.columns.values())
+            turn = self.turns + 1 if chat else None
+            self.columns = {
+                n: ModelColumn(
+                    n,
+                    self.max_redraws_per_s,
+                    mode=self._modes.get(n),
+                    turn=turn,
+                    history=self._shown_history(n, text) if chat else (),
+                )
+                for n in names
+            }
             self.columns_box.children = tuple(c.box for c in self.columns.values())
+            for col in old:
+                close_tree(col.box)
             self._active = True
             self.run_button.disabled = True
             self.stop_button.disabled = False
-            self._set_status(f"Running {len(names)} model(s), one after another…")
-            prompt = Prompt(text, images=images)
+            self.new_chat_button.disabled = True
+            self.mode.disabled = True
             config = self.generation_config()
+            if chat:
+                self.turns += 1
+                self.conversation_models = tuple(names)
+                self.model_select.disabled = self.system_prompt.disabled = True
+                self.prompt.value = ""  # the prompt now shows in each column's history
+                what = f"Chat turn {self.turns}: {len(names)} model(s), one after another…"
+            else:
+                what = f"Running {len(names)} model(s), one after another…"
+            self._set_status(what)
             self._thread = threading.Thread(
                 target=self._work,
-                args=(prompt, names, config, self._cancel),
+                args=(text, names, config, self._cancel, chat),
                 name="workbench-compare",
                 daemon=True,
             )
             self._thread.start()
+            unknown = {n: c for n, c in self.columns.items() if n not in self._modes}
+            if unknown:  # read the GGUF headers (seconds for a large vocabulary) aside
+                self._label_thread = threading.Thread(
+                    target=self._label_modes, args=(unknown,), name="workbench-modes", daemon=True
+                )
+                self._label_thread.start()
             return True
+
+    def _label_modes(self, columns: Mapping[str, ModelColumn]) -> None:
+        for name, col in columns.items():
+            mode = self.prompt_mode(name)
+            if col.row is None:  # once the model ran, its row says how it was prompted
+                col.set_mode(mode)
+
+    def _shown_history(self, name: str, text: str) -> tuple[Message, ...]:
+        """What ``name`` is sent this turn: its conversation so far, then ``text``."""
+        earlier = self.conversation.history(name) if self.conversation is not None else ()
+        return (*earlier, Message("user", text))
+
+    def new_chat(self) -> bool:
+        """Forget the chat in progress: the next prompt starts a new conversation (what
+        the New chat button does). False while a run is in progress."""
+        with self._run_lock:
+            if self.running or self._active:
+                return False
+            self._reset_chat()
+            if self.mode.value == "chat":
+                self._set_status("New chat: the next prompt starts a conversation.")
+            return True
+
+    def _reset_chat(self) -> None:
+        self.conversation = None
+        self.turns = 0
+        self.conversation_models = ()
+        self.model_select.disabled = self.system_prompt.disabled = False
+        self.new_chat_button.disabled = True
+        for col in self.columns.values():
+            close_tree(col.box)
+        self.columns = {}
+        self.columns_box.children = ()
 
     def stop(self) -> None:
         """Cancel the run: the response in progress is stored as ``cancelled``, models not
@@ -488,6 +760,8 @@ class ComparePanel(widgets.VBox):
         t = self._thread
         if t is not None:
             t.join(timeout)
+        if self._label_thread is not None and not self.running:
+            self._label_thread.join(timeout)
         return not self.running
 
     def close(self) -> None:
@@ -511,6 +785,12 @@ class ComparePanel(widgets.VBox):
     def _on_stop(self, _button: Any = None) -> None:
         self.stop()
 
+    def _on_new_chat(self, _button: Any = None) -> None:
+        self.new_chat()
+
+    def _on_mode(self, _change: Any = None) -> None:
+        self.new_chat()
+
     def _set_status(self, message: str, *, error: bool = False) -> None:
         color = "var(--jp-error-color1,#c0392b)" if error else "var(--jp-ui-font-color2,#555)"
         self.status.value = (
@@ -526,16 +806,35 @@ class ComparePanel(widgets.VBox):
         self._runner.run_id = uuid.uuid4().hex[:12]
         return self._runner
 
+    def _events(
+        self, runner: Runner, text: str, names: list[str], config: GenerationConfig,
+        cancel: threading.Event, chat: bool,
+    ) -> Iterator[RunEvent]:  # fmt: skip
+        if not chat:
+            prompt = Prompt(text, images=self._run_images)
+            return runner.stream([prompt], cancel=cancel, models=names)
+        conv = self.conversation
+        if conv is None:  # the chat's first turn: the runner's config has its system prompt
+            conv = self.conversation = runner.conversation()
+        else:  # this turn's sampling settings; the system prompt stays the chat's
+            conv.config = replace(config, system_prompt=conv.system_prompt)
+        return conv.stream(text, cancel=cancel, models=names)
+
     def _work(
-        self, prompt: Prompt, names: list[str], config: GenerationConfig, cancel: threading.Event
+        self,
+        text: str,
+        names: list[str],
+        config: GenerationConfig,
+        cancel: threading.Event,
+        chat: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         try:
             runner = self._get_runner(config)
-            for ev in runner.stream([prompt], cancel=cancel, models=names):
+            for ev in self._events(runner, text, names, config, cancel, chat):
                 col = self.columns[ev.model]
                 if isinstance(ev, TokenChunk):
-                    col.add(ev.text)
+                    col.add(ev.text, reasoning=ev.reasoning, moved=ev.moved)
                 elif isinstance(ev, ResponseStarted):
                     col.start(cold=not runner.is_loaded(ev.model))
                 elif isinstance(ev, ResponseFinished):
@@ -562,6 +861,11 @@ class ComparePanel(widgets.VBox):
         with self._run_lock:
             self._report(elapsed, cancelled, failed)
             self._active = False
+            if self.turns and self.conversation is None:  # the first turn never started
+                self.turns = 0
+                self.model_select.disabled = self.system_prompt.disabled = False
+            self.mode.disabled = False
+            self.new_chat_button.disabled = self.turns == 0
             self._start_idle_timer()
 
     # ------------------------------------------------------------------ idle models

@@ -1,9 +1,10 @@
 """HistoryView: stored responses as a table, filtered, with their figures.
 
-Filters (model, prompt set, category, language) are dropdowns; the filtered Polars frame
-is kept in ``view.frame`` and shown as a readable table (:func:`runs_table_html`: numbers
-formatted with their units, long text wrapped, empty cells for missing values), and the
-figures of :mod:`workbench.plots.runs` are drawn from it.
+Filters (model, prompt set, category, language, conversation) are dropdowns; the
+filtered Polars frame is kept in ``view.frame`` and shown as a readable table
+(:func:`runs_table_html`: numbers formatted with their units, long text wrapped, empty
+cells for missing values, the rows of one conversation together under a heading, turn by
+turn), and the figures of :mod:`workbench.plots.runs` are drawn from it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ import polars as pl
 from workbench.store import RunStore
 from workbench.widgets.compare import close_tree, figure_bundle
 
-__all__ = ["FILTERS", "TABLE_COLUMNS", "HistoryView", "filter_runs", "runs_table_html"]
+__all__ = [
+    "FILTERS",
+    "TABLE_COLUMNS",
+    "HistoryView",
+    "conversation_order",
+    "filter_runs",
+    "runs_table_html",
+]
 
-FILTERS = ("model", "prompt_set", "category", "language")
+FILTERS = ("model", "prompt_set", "category", "language", "conversation_id")
 """Columns the history can be filtered on."""
 
 TABLE_COLUMNS = (
@@ -35,10 +43,12 @@ TABLE_COLUMNS = (
     "model",
     "prompt_set",
     "prompt_id",
+    "turn",
     "category",
     "language",
     "finish_reason",
     "ttft_s",
+    "ttfa_s",
     "gen_tps",
     "completion_tokens",
     "prompt",
@@ -53,10 +63,17 @@ _HEADERS = {
     "prompt_id": "prompt id",
     "finish_reason": "finish",
     "ttft_s": "TTFT (s)",
+    "ttfa_s": "first answer (s)",
     "gen_tps": "tokens/s",
     "completion_tokens": "tokens",
 }
-_NUMBER_FORMATS = {"ttft_s": ".2f", "gen_tps": ".1f", "completion_tokens": "d"}
+_NUMBER_FORMATS = {
+    "turn": "d",
+    "ttft_s": ".2f",
+    "ttfa_s": ".2f",
+    "gen_tps": ".1f",
+    "completion_tokens": "d",
+}
 _TEXT_COLUMNS = {"prompt": 160, "response": 400, "error": 240}
 """Long-text columns and how many characters of each a cell shows (the rest on hover)."""
 _CELL = "padding:3px 8px;border-bottom:1px solid var(--jp-border-color2,#e0e0e0);"
@@ -83,21 +100,72 @@ def _cell(col: str, value: Any) -> str:
     return f"<td style='{_CELL}{_TEXT_CELL}{color}'{title}>{html.escape(shown)}</td>"
 
 
+def conversation_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the rows of each conversation together, turn by turn (then in the
+    order they were made), where the conversation's first row in ``frame`` was; rows of
+    single prompts (no ``conversation_id``) keep their places."""
+    if "conversation_id" not in frame.columns or frame["conversation_id"].null_count() == (
+        frame.height
+    ):
+        return frame
+    pos = pl.col("_wb_pos")
+    key = (
+        pl.when(pl.col("conversation_id").is_null())
+        .then(pl.lit("row ") + pos.cast(pl.String))
+        .otherwise(pl.lit("conversation ") + pl.col("conversation_id"))
+    )
+    within = [c for c in ("turn", "created_at") if c in frame.columns]
+    return (
+        frame.with_row_index("_wb_pos")
+        .with_columns(pos.min().over(key).alias("_wb_group"))
+        .sort(["_wb_group", *within, "_wb_pos"])
+        .drop("_wb_pos", "_wb_group")
+    )
+
+
+def _conversation_heading(conv: pl.DataFrame, width: int) -> str:
+    cid = conv["conversation_id"][0]
+    turns = conv["turn"].n_unique() if "turn" in conv.columns else None
+    models = conv["model"].n_unique() if "model" in conv.columns else None
+    parts = [f"conversation {cid}"]
+    if turns is not None:
+        parts.append(f"{turns} turn{'s' * (turns != 1)}")
+    if models is not None:
+        parts.append(f"{models} model{'s' * (models != 1)}")
+    return (
+        f"<tr class='wb-conversation'><td colspan='{width}' style='{_CELL}padding-top:8px;"
+        "font-weight:600;color:var(--jp-ui-font-color2,#555);"
+        f"background:var(--jp-layout-color2,#f5f5f5)'>{html.escape(' · '.join(parts))}</td></tr>"
+    )
+
+
 def runs_table_html(frame: pl.DataFrame, columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """Stored responses as an HTML table a person reads: numbers with fixed decimals
     under headers that carry the unit, times without time zone noise, long texts wrapped
-    and shortened (the full text on hover), missing values as empty cells. Every value
-    is HTML-escaped."""
+    and shortened (the full text on hover), missing values as empty cells, the rows of a
+    conversation together under a heading (:func:`conversation_order`). Every value is
+    HTML-escaped."""
     cols = [c for c in columns if c in frame.columns]
     head = "".join(
         f"<th style='{_CELL}text-align:left;position:sticky;top:0;"
         f"background:var(--jp-layout-color1,#fff)'>{html.escape(_HEADERS.get(c, c))}</th>"
         for c in cols
     )
-    body = "".join(
-        "<tr style='vertical-align:top'>" + "".join(_cell(c, row[c]) for c in cols) + "</tr>"
-        for row in frame.select(cols).iter_rows(named=True)
-    )
+    frame = conversation_order(frame)
+    convs = "conversation_id" in frame.columns
+    lines: list[str] = []
+    current: str | None = None
+    for row in frame.iter_rows(named=True):
+        cid = row["conversation_id"] if convs else None
+        if cid is not None and cid != current:
+            lines.append(
+                _conversation_heading(frame.filter(pl.col("conversation_id") == cid), len(cols))
+            )
+        current = cid
+        lines.append(
+            "<tr style='vertical-align:top'>" + "".join(_cell(c, row[c]) for c in cols) + "</tr>"
+        )
+    body = "".join(lines)
     return (
         "<table class='wb-runs-table' style='border-collapse:collapse;font-size:12px;"
         f"color:var(--jp-ui-font-color1,inherit)'><thead><tr>{head}</tr></thead>"
@@ -208,8 +276,15 @@ class HistoryView(widgets.VBox):
 
         self.frame = filter_runs(self.runs, **self.selection())
         n, total = self.frame.height, self.runs.height
+        convs = (
+            self.frame["conversation_id"].drop_nulls().n_unique()
+            if "conversation_id" in self.frame.columns
+            else 0
+        )
+        in_convs = f" ({convs} conversation{'s' * (convs != 1)})" if convs else ""
         self.summary.value = (
             f"<span style='color:var(--jp-ui-font-color2,#555)'>{n} of {total} stored responses"
+            f"{in_convs}"
             f"{f'; the newest {self.table_rows} shown' if n > self.table_rows else ''}</span>"
         )
         shown = self.frame.sort("created_at", descending=True).head(self.table_rows)
