@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="image_tokens",
         type=int,
         default=None,
-        help="tokens per image for vision models with a budget (Gemma 4: 70-1120; "
-        "default: the model's)",
+        help="tokens per image for local vision models with a budget (Gemma 4: 70-1120; "
+        "default: the model's; a server sets its own at start)",
     )
     p.add_argument(
         "-m",
