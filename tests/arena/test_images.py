@@ -17,6 +17,7 @@ from tests.helpers.images import write_images
 from workbench.arena.app import build_app
 from workbench.arena.battles import Arena
 from workbench.arena.study import Study, load_study
+from workbench.errors import ArenaError
 from workbench.images import load_image
 from workbench.store import rows_to_frame
 
@@ -71,6 +72,28 @@ def test_image_prompts_keep_their_own_answers_and_bring_the_image(tmp_path: Path
                 kinds.add("text")
             arena.vote(alice, view.battle_id, "tie", None)
         assert kinds == {"image", "text"}
+    finally:
+        arena.close()
+
+
+def test_a_battle_on_an_image_takes_no_follow_up(tmp_path: Path) -> None:
+    """Earlier turns carry their text only: a follow-up would reach models that no longer
+    see the picture, so it is refused in one line, before anything is generated."""
+    need_models()
+    _, runs, _ = _study(tmp_path)
+    path = write_study(tmp_path, runs_root=tmp_path, max_open=20, extra_top="max_turns = 3")
+    write_images(tmp_path / "pics")
+    prompts = [{"id": "v-square", "category": "vision", "language": "en", "prompt": TEXT,
+                "image": "pics/probe.png"}]  # fmt: skip
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    arena = Arena(load_study(path), runs=runs, seed=0)
+    try:
+        alice = arena.authenticate("alice-secret-1")
+        view = arena.new_battle(alice)
+        assert view.images and view.max_turns == 3
+        with pytest.raises(ArenaError, match=r"^a battle on an image takes no follow-up"):
+            arena.follow_up(alice, view.battle_id, "And its colour?")
+        assert arena.vote(alice, view.battle_id, "A", None).choice == "A"
     finally:
         arena.close()
 

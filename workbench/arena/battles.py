@@ -297,6 +297,10 @@ class BattleView:
         }
 
 
+NO_IMAGE_FOLLOW_UP = "a battle on an image takes no follow-up turns: vote on the answers"
+"""The refusal of a follow-up to an image prompt (a conversation's earlier turns carry
+their text only, so the models would no longer see the picture)."""
+
 BUSY = "busy: answers are being written for other raters; try again in a minute"
 """The refusal past the generation bounds."""
 
@@ -683,6 +687,10 @@ class Arena:
         if record is None or record.rater != rater.name:
             raise VoteRejected("unknown battle")
         record.check_open()
+        if self._images_of(record):
+            # A conversation carries text turns only: the models would answer the
+            # follow-up without seeing the picture again.
+            raise ArenaError(NO_IMAGE_FOLLOW_UP)
         if record.turns >= self.study.max_turns:
             raise ArenaError(
                 f"this battle has had its {self.study.max_turns} turns: vote on the conversation"

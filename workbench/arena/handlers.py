@@ -225,7 +225,7 @@ def make_handlers(gr: Any, arena: Arena, authenticate: Authenticator) -> Handler
         )
 
     def view_buttons(view: BattleView) -> list[Any]:
-        more = gr.update(interactive=view.turn < view.max_turns)
+        more = gr.update(interactive=view.turn < view.max_turns and not view.images)
         return [*buttons_on[:-1], more]
 
     def shown(view: BattleView) -> tuple[Any, ...]:
