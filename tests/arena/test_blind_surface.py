@@ -3,9 +3,10 @@
 Both bundled models answer the same prompts for real; each battle pairs their answers to
 one prompt. A classifier learns, on the other battles (leave one out), which single
 surface feature (first or last character, length, markup: the tells of issue 15) best
-tells which side is Gemma, and predicts the held-out battle. On the raw text it is nearly always
-right (Gemma's answers begin with a line break, SmolLM's never do): the control shows
-the test can fail. On the text raters see it must stay within MARGIN of chance.
+tells which side is Gemma, and predicts the held-out battle. On the raw text it is nearly
+always right (Gemma's answers begin with a line break, SmolLM's never do): the control
+shows the test can fail. On the text raters see the formatting features must stay within
+MARGIN of chance, and with length among them within LENGTH_MARGIN (see there why).
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from .helpers import need_models
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-MARGIN = 0.25
-"""Leave-one-out accuracy must stay below 0.5 + MARGIN. With 24 battles chance accuracy
-has a standard deviation of about 0.1, and choosing the best of several features on the
-training battles adds optimism; a tell such as a leading line break scores near 1."""
+MARGIN = 0.15
+"""Leave-one-out accuracy on the formatting features must stay below 0.5 + MARGIN. With
+66 battles chance accuracy has a standard deviation of about 0.06, and choosing the best
+of several features on the training battles adds optimism; a tell such as a leading line
+break scores near 1 (the control)."""
+
+LENGTH_MARGIN = 0.25
+"""With length among the features the bound is wider, and the reason is measured: under
+one token budget (every answer here is cut at 16 tokens) Gemma's answers are shorter,
+51.8 characters shown against 60.8 for SmolLM, because its tokenizer spends more tokens on
+digits and its stripped leading line breaks still count against the budget. That is how
+many words each model says within the study's ``max_tokens``, not how the arena shows
+them; it scored 0.64 on these battles (0.40 without it)."""
 
 _MARKUP = re.compile(r"<[^<>\n]{1,64}>|\[[a-z@/]+\]")
 
@@ -46,7 +56,9 @@ FEATURES: dict[str, Callable[[str], float]] = {
 breaking into new paragraphs more often, is the answer's content and stays as written.)"""
 
 
-def _accuracy(pairs: list[tuple[str, str]]) -> float:
+def _accuracy(
+    pairs: list[tuple[str, str]], features: dict[str, Callable[[str], float]] = FEATURES
+) -> float:
     """Leave-one-out accuracy of the best single-feature rule "the side whose feature is
     larger (or smaller) is Gemma". ``pairs`` are (gemma, smollm) texts; the sides of
     each battle are shuffled with a fixed seed. A tie on the feature scores a half."""
@@ -56,7 +68,7 @@ def _accuracy(pairs: list[tuple[str, str]]) -> float:
     diffs, labels = [], []
     for (gemma, smol), flip in zip(pairs, flips, strict=True):
         a, b = (smol, gemma) if flip else (gemma, smol)
-        diffs.append([f(a) - f(b) for f in FEATURES.values()])
+        diffs.append([f(a) - f(b) for f in features.values()])
         labels.append(0.0 if flip else 1.0)
     d, y = np.sign(np.array(diffs)), np.array(labels)
 
@@ -77,33 +89,41 @@ def _accuracy(pairs: list[tuple[str, str]]) -> float:
     return correct / len(pairs)
 
 
+SEEDS = (1, 2)
+
+
 @pytest.fixture(scope="module")
 def answers() -> list[tuple[str, str]]:
-    """(gemma, smollm) raw answers to 12 prompts, twice each: 24 battles."""
+    """(gemma, smollm) raw answers to the 33 reasoning and instruction prompts, once per
+    seed in SEEDS: 66 battles, the same ones on every run (fixed seeds, CPU decoding)."""
     need_models()
     from workbench.runner import Runner
 
-    prompts = [*load_prompts("reasoning")[:6], *load_prompts("instruction_following")[:6]]
-    # no fixed seed: the two answers to a prompt differ, so 24 battles are 24 samples
-    config = GenerationConfig(temperature=0.7, max_tokens=16, n_ctx=512)
-    with Runner([GEMMA_NAME, SMOLLM_NAME], config) as runner:
-        frame = runner.run(prompts, reps=2)
-    assert frame["error"].null_count() == frame.height, frame["error"].to_list()
-    by = {(r["prompt_id"], r["rep"], r["model"]): r["response"] for r in frame.to_dicts()}
-    return [
-        (by[(p.id, rep, GEMMA_NAME)], by[(p.id, rep, SMOLLM_NAME)])
-        for p in prompts
-        for rep in range(2)
-    ]
+    prompts = [*load_prompts("reasoning"), *load_prompts("instruction_following")]
+    pairs: list[tuple[str, str]] = []
+    for seed in SEEDS:
+        config = GenerationConfig(temperature=0.7, max_tokens=16, n_ctx=512, seed=seed)
+        with Runner([GEMMA_NAME, SMOLLM_NAME], config) as runner:
+            frame = runner.run(prompts)
+        assert frame["error"].null_count() == frame.height, frame["error"].to_list()
+        by = {(r["prompt_id"], r["model"]): r["response"] for r in frame.to_dicts()}
+        pairs += [(by[(p.id, GEMMA_NAME)], by[(p.id, SMOLLM_NAME)]) for p in prompts]
+    return pairs
+
+
+FORMATTING = {name: f for name, f in FEATURES.items() if name != "length"}
 
 
 def test_raw_answers_give_the_models_away(answers: list[tuple[str, str]]) -> None:
-    assert _accuracy(answers) >= 0.9  # the control: the classifier finds a real tell
+    # the control: on the raw text the formatting features alone find a real tell
+    assert _accuracy(answers, FORMATTING) >= 0.9
 
 
 def test_shown_answers_are_at_chance(answers: list[tuple[str, str]]) -> None:
     shown = [(shown_answer(g), shown_answer(s)) for g, s in answers]
     for text in (t for pair in shown for t in pair):
         assert text == text.strip() and not _MARKUP.search(text), repr(text)
-    accuracy = _accuracy(shown)
-    assert accuracy < 0.5 + MARGIN, f"surface features tell the models apart: {accuracy:.2f}"
+    formatting = _accuracy(shown, FORMATTING)
+    assert formatting < 0.5 + MARGIN, f"formatting tells the models apart: {formatting:.2f}"
+    overall = _accuracy(shown)
+    assert overall < 0.5 + LENGTH_MARGIN, f"surface features tell them apart: {overall:.2f}"
