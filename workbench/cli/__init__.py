@@ -18,6 +18,19 @@ class CliError(InputError):
     """A flag the command cannot use: printed as one line on stderr, exit status 2."""
 
 
+def add_image_tokens(p: argparse.ArgumentParser, what: str) -> None:
+    """``--image-tokens N``, the per-image token budget of projectors that take one (Gemma 4's
+    70-1120), worded once for every command; ``what`` says where the budget goes."""
+    p.add_argument(
+        "--image-tokens",
+        dest="image_tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"tokens per image {what} (Gemma 4: 70-1120; default: the projector's)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",

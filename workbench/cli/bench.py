@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from workbench.cli import CliError
+from workbench.cli import CliError, add_image_tokens
 
 if TYPE_CHECKING:
     from workbench.schemas import BenchRow
@@ -114,14 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also an image test (img): the projector encodes N images per repetition; the "
         "rate is images/s (models need a projector beside them)",
     )
-    p.add_argument(
-        "--image-tokens",
-        dest="image_tokens",
-        type=int,
-        default=None,
-        metavar="N",
-        help="the image test's token budget per image (Gemma 4: 70-1120; default: the projector's)",
-    )
+    add_image_tokens(p, "in the image test")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up")
     p.add_argument("--no-store", action="store_true", help="do not append rows to data/bench")
     p.add_argument("--json", action="store_true", help="print the result rows as JSON")

@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from workbench.backends.base import WORKBENCH_SAMPLING, GenerationConfig
-from workbench.cli import CliError
+from workbench.cli import CliError, add_image_tokens
 from workbench.thinking import THINKING_SETTINGS
 
 _DEFAULT = GenerationConfig()
@@ -51,14 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an image (PNG, JPEG or WebP) sent with the prompt (repeatable; with "
         "--prompts, added to every prompt); checked before any model runs",
     )
-    p.add_argument(
-        "--image-tokens",
-        dest="image_tokens",
-        type=int,
-        default=None,
-        help="tokens per image for local vision models with a budget (Gemma 4: 70-1120; "
-        "default: the model's; a server sets its own at start)",
-    )
+    add_image_tokens(p, "for local vision models with a budget; a server sets its own at start")
     p.add_argument(
         "-m",
         "--model",

@@ -8,6 +8,8 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from workbench.cli import add_image_tokens
+
 DEFAULT_CTXS = (4096, 32768, 131072)
 
 if TYPE_CHECKING:
@@ -80,14 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for vision models (a projector beside them): plan N images in the context "
         "too (the projector's weights are always counted)",
     )
-    p.add_argument(
-        "--image-tokens",
-        dest="image_tokens",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tokens per image for projectors with a budget (Gemma 4: 70-1120)",
-    )
+    add_image_tokens(p, "for projectors with a budget")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
