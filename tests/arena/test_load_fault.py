@@ -25,6 +25,9 @@ from .helpers import free_port, wait_port, workbench_exe, write_study
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 RATERS = [(f"r{i:02d}", f"rater-token-{i:02d}", "rater") for i in range(50)]
+LATE = ("late", "rater-token-late", "rater")
+"""A rater who joins after the restart. (A rater of the killed run may still hold open
+battles, up to the study's cap, and is rightly told to vote on or skip them first.)"""
 CHOICES = ("A", "B", "tie", "bothbad")
 
 
@@ -132,7 +135,7 @@ def _wait(cond: Callable[[], bool], timeout: float) -> None:
 
 
 def test_thousand_votes_then_sigkill(tmp_path: Path, real_pool: Path) -> None:
-    study = write_study(tmp_path, raters=RATERS, pool_only=True, runs_root=real_pool)
+    study = write_study(tmp_path, raters=[*RATERS, LATE], pool_only=True, runs_root=real_pool)
     db = tmp_path / "votes" / "test.sqlite"
     log = tmp_path / "server.log"
     port = free_port()
@@ -182,7 +185,7 @@ def test_thousand_votes_then_sigkill(tmp_path: Path, real_pool: Path) -> None:
         from gradio_client import Client
 
         client = Client(url, verbose=False)
-        token = RATERS[0][1]
+        token = LATE[1]
         battle: dict[str, Any] = client.predict(token, api_name="/new_battle")
         out = client.predict(token, battle["battle_id"], "A", "after restart", api_name="/vote")
         assert out["status"] == "recorded"
