@@ -41,7 +41,7 @@ demo: models
 	@echo "workbench lives in $(VENV): run $(VENV)/bin/workbench --help, or source $(VENV)/bin/activate and type workbench."
 
 test: models browser postgres
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 test-fast: models
 	$(PY) -m pytest -m "not slow and not browser"

@@ -63,10 +63,10 @@ class _BareTest:
 
 def bare_bench(
     path: str, *, n_prompt: int, n_gen: int, reps: int, settings: dict[str, Any]
-) -> dict[str, float]:
-    """Mean t/s of pp and tg, measured with a plain llama-cpp-python loop: one warm-up,
-    then ``reps`` timed runs on a cleared cache."""
-    out: dict[str, float] = {}
+) -> dict[str, list[float]]:
+    """t/s of each repetition of pp and tg, measured with a plain llama-cpp-python loop:
+    one warm-up, then ``reps`` timed runs on a cleared cache."""
+    out: dict[str, list[float]] = {}
     for test, n in (("pp", n_prompt), ("tg", n_gen)):
         b = _BareTest(path, n, settings)
         run = b.pp if test == "pp" else b.tg
@@ -78,9 +78,13 @@ def bare_bench(
             t0 = time.perf_counter_ns()
             run(n)
             rates.append(1e9 * n / (time.perf_counter_ns() - t0))
-        out[test] = statistics.fmean(rates)
+        out[test] = rates
         b.llm.close()
     return out
+
+
+SPREAD_RATIO = 1.5
+SPREAD_FLOOR = 0.02
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={threads} p={args.p} n={args.n} r={args.r} rounds={args.rounds}"
     )
     worst = 0.0
+    spreads: dict[tuple[str, str], tuple[float, float]] = {}
     for ref in refs:
         # Flash attention as llama.cpp's auto resolves it, so the bare loop (which can only
         # say on or off) runs with the same setting.
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         wb: dict[str, list[float]] = {"pp": [], "tg": []}
         bare: dict[str, list[float]] = {"pp": [], "tg": []}
+        wb_cv: dict[str, list[float]] = {"pp": [], "tg": []}
+        bare_cv: dict[str, list[float]] = {"pp": [], "tg": []}
         for i in range(args.rounds):
             order = ("wb", "bare") if i % 2 == 0 else ("bare", "wb")
             for side in order:
@@ -143,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
                         return 1
                     for r in f.to_dicts():
                         wb[r["test"]].append(r["tps_mean"])
+                        wb_cv[r["test"]].append(_cv(r["samples_tps"]))
                 else:
                     b = bare_bench(
                         ref.path, n_prompt=args.p, n_gen=args.n, reps=args.r, settings=bare_set
                     )
                     for t, v in b.items():
-                        bare[t].append(v)
+                        bare[t].append(statistics.fmean(v))
+                        bare_cv[t].append(_cv(v))
             print(
                 f"  {ref.name} round {i + 1}: "
                 + "  ".join(f"{t} wb {wb[t][-1]:.1f} bare {bare[t][-1]:.1f}" for t in wb),
@@ -159,17 +168,29 @@ def main(argv: list[str] | None = None) -> int:
             # rate ratio = bare time per token / workbench time per token, round by round
             p = paired_ratio([int(1e9 / v) for v in wb[t]], [int(1e9 / v) for v in bare[t]])
             worst = max(worst, abs(p.ratio - 1))
+            cw, cb = statistics.median(wb_cv[t]), statistics.median(bare_cv[t])
+            spreads[(ref.name, t)] = (cw, cb)
             interval = "" if math.isnan(p.low) else f" [{p.low:.3f}, {p.high:.3f}]"
             print(
                 f"{ref.name:<24} {t}{args.p if t == 'pp' else args.n:<5} fa={int(fa)} "
                 f"workbench {mw:9.2f} t/s  bare {mb:9.2f} t/s  "
-                f"paired ratio {p.ratio:.3f}{interval} ({p.pairs} rounds)"
+                f"paired ratio {p.ratio:.3f}{interval} ({p.pairs} rounds)  "
+                f"rep CV workbench {cw:.3f} bare {cb:.3f}"
             )
     print(
         f"largest deviation of a paired ratio from 1: {worst:.3f} (target <= 0.05): "
         + ("OK" if worst <= 0.05 else "OVER")
     )
-    return 0 if worst <= 0.05 else 1
+    spread_ok = all(max(w, b) < SPREAD_FLOOR or w <= SPREAD_RATIO * b for w, b in spreads.values())
+    print(
+        "repetition spread (median CV) within 1.5x the bare loop's or under 2%: "
+        + ("OK" if spread_ok else "OVER")
+    )
+    return 0 if worst <= 0.05 and spread_ok else 1
+
+
+def _cv(rates: list[float]) -> float:
+    return statistics.stdev(rates) / statistics.fmean(rates) if len(rates) > 1 else 0.0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ the name and KV-cache tables of the GGUF layer."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -44,18 +43,6 @@ def test_bundled_model_facts(gemma: Path, smollm: Path) -> None:
     assert 250e6 < g.params < 300e6
     assert s.arch == "llama" and s.quant == "Q4_1" and s.chat_template
     assert 130e6 < s.params < 140e6
-
-
-@pytest.mark.slow
-def test_reading_is_faster_than_gguf_reader(smollm: Path) -> None:
-    t0 = time.perf_counter()
-    read_model_info(smollm)
-    ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    GGUFReader(smollm)
-    theirs = time.perf_counter() - t0
-    # Not a timing assertion on wall time: a ratio against the library in the same run.
-    assert ours < theirs
 
 
 @pytest.mark.parametrize(
