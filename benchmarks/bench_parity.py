@@ -27,6 +27,8 @@ import sys
 import time
 from typing import Any
 
+from workbench.speed import RateStats, rate_stats
+
 
 class _BareTest:
     """One context of a plain llama-cpp-python ``Llama`` and llama-bench's two loops."""
@@ -63,22 +65,22 @@ class _BareTest:
 
 def bare_bench(
     path: str, *, n_prompt: int, n_gen: int, reps: int, settings: dict[str, Any]
-) -> dict[str, list[float]]:
-    """t/s of each repetition of pp and tg, measured with a plain llama-cpp-python loop:
-    one warm-up, then ``reps`` timed runs on a cleared cache."""
-    out: dict[str, list[float]] = {}
+) -> dict[str, RateStats]:
+    """The rates of pp and tg (as workbench's bench summarizes them), measured with a plain
+    llama-cpp-python loop: one warm-up, then ``reps`` timed runs on a cleared cache."""
+    out: dict[str, RateStats] = {}
     for test, n in (("pp", n_prompt), ("tg", n_gen)):
         b = _BareTest(path, n, settings)
         run = b.pp if test == "pp" else b.tg
         b.clear()
         run(n if test == "pp" else 1)
-        rates = []
+        times_ns = []
         for _ in range(reps):
             b.clear()
             t0 = time.perf_counter_ns()
             run(n)
-            rates.append(1e9 * n / (time.perf_counter_ns() - t0))
-        out[test] = rates
+            times_ns.append(time.perf_counter_ns() - t0)
+        out[test] = rate_stats(times_ns, n)
         b.llm.close()
     return out
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={threads} p={args.p} n={args.n} r={args.r} rounds={args.rounds}"
     )
     worst = 0.0
-    spreads: dict[tuple[str, str], tuple[float, float]] = {}
+    spread_ok = True
     for ref in refs:
         # Flash attention as llama.cpp's auto resolves it, so the bare loop (which can only
         # say on or off) runs with the same setting.
@@ -149,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
                         return 1
                     for r in f.to_dicts():
                         wb[r["test"]].append(r["tps_mean"])
-                        wb_cv[r["test"]].append(_cv(r["samples_tps"]))
+                        wb_cv[r["test"]].append(r["tps_sd"] / r["tps_mean"])
                 else:
                     b = bare_bench(
                         ref.path, n_prompt=args.p, n_gen=args.n, reps=args.r, settings=bare_set
                     )
                     for t, v in b.items():
-                        bare[t].append(statistics.fmean(v))
-                        bare_cv[t].append(_cv(v))
+                        bare[t].append(v.mean)
+                        bare_cv[t].append(v.sd / v.mean)
             print(
                 f"  {ref.name} round {i + 1}: "
                 + "  ".join(f"{t} wb {wb[t][-1]:.1f} bare {bare[t][-1]:.1f}" for t in wb),
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             p = paired_ratio([int(1e9 / v) for v in wb[t]], [int(1e9 / v) for v in bare[t]])
             worst = max(worst, abs(p.ratio - 1))
             cw, cb = statistics.median(wb_cv[t]), statistics.median(bare_cv[t])
-            spreads[(ref.name, t)] = (cw, cb)
+            spread_ok = spread_ok and cw <= cb + SPREAD_EXCESS
             interval = "" if math.isnan(p.low) else f" [{p.low:.3f}, {p.high:.3f}]"
             print(
                 f"{ref.name:<24} {t}{args.p if t == 'pp' else args.n:<5} fa={int(fa)} "
@@ -180,16 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         f"largest deviation of a paired ratio from 1: {worst:.3f} (target <= 0.05): "
         + ("OK" if worst <= 0.05 else "OVER")
     )
-    spread_ok = all(w <= b + SPREAD_EXCESS for w, b in spreads.values())
     print(
         f"repetition spread (median CV) at most the bare loop's + {SPREAD_EXCESS:.2f}: "
         + ("OK" if spread_ok else "OVER")
     )
     return 0 if worst <= 0.05 and spread_ok else 1
-
-
-def _cv(rates: list[float]) -> float:
-    return statistics.stdev(rates) / statistics.fmean(rates) if len(rates) > 1 else 0.0
 
 
 if __name__ == "__main__":

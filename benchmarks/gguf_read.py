@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     h = host_info()
     print(f"host: {h.cpu}, {h.physical_cores} physical / {h.logical_cores} logical cores")
 
-    def timed(fn: object, path: str) -> int:
+    def timed(fn: Callable[[str], object], path: str) -> int:
         t0 = time.perf_counter_ns()
-        fn(path)  # type: ignore[operator]
+        fn(path)
         return time.perf_counter_ns() - t0
 
     worst = 0.0
