@@ -201,3 +201,19 @@ def test_answers_generated_on_demand_join_the_pool(tmp_path: Path) -> None:
     assert set(stored["model"]) == set(BUNDLED) and set(stored["max_tokens"]) == {8}
     assert set(stored["row_id"]) == {record.response_a_id, record.response_b_id}
     arena.close()
+
+
+def test_a_rater_who_has_seen_everything_gets_a_prompt_with_free_answers(tmp_path: Path) -> None:
+    # One answer per prompt and model: once alice has seen them all, every prompt is
+    # equally stale, and the prompt of her open battle has no free answer left. A new
+    # battle takes another prompt instead of refusing her.
+    arena = _arena(tmp_path, runs=fake_runs(per=1), pool_only=True, runs_root=tmp_path)
+    alice = arena.authenticate("alice-secret-1")
+    for _ in range(len(PROMPTS)):
+        arena.vote(alice, arena.new_battle(alice).battle_id, "A", None)
+    held = arena.new_battle(alice)
+    for _ in range(24):
+        view = arena.new_battle(alice)
+        assert view.prompt != held.prompt
+        arena.vote(alice, view.battle_id, "B", None)
+    arena.close()

@@ -304,6 +304,10 @@ their text only, so the models would no longer see the picture)."""
 BUSY = "busy: answers are being written for other raters; try again in a minute"
 """The refusal past the generation bounds."""
 
+NO_FREE_ANSWER = "no answer is free for you now; vote on or skip an open battle"
+"""The refusal when every pooled answer that could be shown sits in the rater's open
+battles (a pool-only study)."""
+
 NAMED = (
     "an answer to this follow-up gave away which model wrote it, so it is not shown; "
     "vote on the conversation so far, or ask something else"
@@ -430,12 +434,24 @@ class Arena:
 
     # ------------------------------------------------------------------ battles
 
-    def _eligible_prompts(self, seen: frozenset[str], left: str, right: str) -> list[Prompt]:
+    def _eligible_prompts(self, state: PlanState, left: str, right: str) -> list[Prompt]:
         prompts = list(self.study.prompts)
         if self.study.pool_only:
-            prompts = [p for p in prompts if self.pool.has(prompt_key(p), (left, right))]
+            # Only prompts with a pooled answer per side outside the rater's open and
+            # preparing battles: once every answer is stale, the prompt of an open
+            # battle may have none left.
+            busy = state.busy
+            prompts = [
+                p
+                for p in prompts
+                if all(
+                    any(a.response_id not in busy for a in self.pool.answers(prompt_key(p), m))
+                    for m in (left, right)
+                )
+            ]
         # Prompts with answers this rater has not been shown yet come first, and among
         # those the ones whose unseen answers name no model or maker.
+        seen = state.seen
         tiers = [min(self._freshness(seen, p, m) for m in (left, right)) for p in prompts]
         best = max(tiers, default=0)
         return [p for p, t in zip(prompts, tiers, strict=True) if t == best]
@@ -481,7 +497,7 @@ class Arena:
         if not self.study.pool_only:
             return None
         if not pooled:
-            raise ArenaError("no answer is free for you now; vote on or skip an open battle")
+            raise ArenaError(NO_FREE_ANSWER)
         return self._rng.choice(pooled)
 
     def _plan(self, rater: Rater, free: str) -> _Plan:
@@ -500,7 +516,9 @@ class Arena:
             if free:
                 prompt = Prompt(free, id="free", category="free", language=None)
             else:
-                eligible = self._eligible_prompts(state.seen, left, right)
+                eligible = self._eligible_prompts(state, left, right)
+                if not eligible and state.held:
+                    raise ArenaError(NO_FREE_ANSWER)
                 if not eligible:
                     raise ArenaError("this study has no prompt to battle on")
                 prompt = self._rng.choice(eligible)
