@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-m", "--model", action="append", dest="models")
-    ap.add_argument("-p", type=int, default=128)
-    ap.add_argument("-n", type=int, default=64)
-    ap.add_argument("-r", type=int, default=3, help="repetitions per measurement")
+    ap.add_argument("-p", type=int, default=512)
+    ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("-r", type=int, default=5, help="repetitions per measurement")
     ap.add_argument("-t", type=int, default=None, help="threads (default: physical cores)")
     ap.add_argument("--rounds", type=int, default=12)
     args = ap.parse_args(argv)

@@ -304,6 +304,16 @@ def test_a_vote_completes_while_generation_is_saturated(
 
     kind, battle = api_call(url, "new_battle", "alice-secret-1", "")  # pooled: at once
     assert kind == "complete"
+    # Generation waits at a gate until the vote is back, so the vote is timed against
+    # generation that is certainly in progress, on a fast machine too; then it runs.
+    gate = threading.Event()
+    generate = arena._generate
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(timeout=300)
+        return generate(*args, **kwargs)
+
+    arena._generate = held  # type: ignore[method-assign]
     results: list[tuple[str, object]] = []
 
     def flood(i: int) -> None:
@@ -318,8 +328,13 @@ def test_a_vote_completes_while_generation_is_saturated(
     while arena.generating == 0:
         assert time.monotonic() < deadline, "generation never started"
         time.sleep(0.05)
-    kind, out = api_call(url, "vote", "alice-secret-1", battle["battle_id"], "A", "")  # type: ignore[index]
-    still_generating = arena.generating
+    try:
+        kind, out = api_call(
+            url, "vote", "alice-secret-1", battle["battle_id"], "A", "", timeout=60  # type: ignore[index]
+        )
+        still_generating = arena.generating
+    finally:
+        gate.set()
     assert kind == "complete" and out["status"] == "recorded"  # type: ignore[index]
     assert still_generating > 0, "the vote waited until generation was over"
     for t in threads:

@@ -5,6 +5,7 @@ above both answers."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,17 +116,28 @@ def test_raters_see_the_image_above_both_answers(tmp_path: Path, browser: Any) -
         page.get_by_role("button", name="Log in").click()
         page.get_by_text("Logged in as").wait_for(timeout=30_000)
         image = page.locator("img.wb-prompt-image")
-        for _ in range(6):
+        store = app.arena.store
+        for _ in range(8):
+            # One battle per click, each waited for on the page (a click made while the
+            # previous battle is pending would be dropped by Gradio).
+            before = store.count_battles()
             page.get_by_role("button", name="New battle").click()
+            deadline = time.monotonic() + 60
+            while store.count_battles() == before:
+                assert time.monotonic() < deadline, "no battle was started"
+                time.sleep(0.05)
+            newest = max(store.open_battles("alice"), key=lambda b: b.created_at or 0)
             page.wait_for_function(
-                "() => [...document.querySelectorAll('textarea')].filter("
-                "t => t.value.includes('answer')).length >= 2",
+                "([a, b]) => { const v = [...document.querySelectorAll('textarea')]"
+                ".map(t => t.value); return v.includes(a) && v.includes(b); }",
+                arg=[newest.answer_a, newest.answer_b],
                 timeout=60_000,
             )
-            if image.count():
+            if newest.prompt_id == "v-square":
                 break
-        assert image.count() == 1, "the image prompt was dealt and shows its picture"
-        image.wait_for(state="visible", timeout=10_000)
+        assert newest.prompt_id == "v-square", "the image prompt was dealt"
+        image.wait_for(state="visible", timeout=30_000)
+        assert image.count() == 1, "the image prompt shows its picture"
         assert image.get_attribute("src", timeout=5_000).startswith("data:image/png;base64,")
         assert image.evaluate("el => el.complete && el.naturalWidth") == 32  # decoded
         box = image.bounding_box()

@@ -162,15 +162,25 @@ def test_a_column_says_queued_then_loading_and_shows_ttft_only_when_measured() -
 
 @pytest.mark.slow
 def test_run_streams_into_both_columns_and_stores_rows(
-    models: list[ModelRef], store: RunStore
+    models: list[ModelRef], store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    seen_partial: dict[str, bool] = {m.name: False for m in models}
+    ttft_while_loading: set[str] = set()
+    draw = ModelColumn._draw
+
+    def recorded(col: ModelColumn, now: float | None = None) -> None:
+        # Every redraw is recorded as it happens (a poller could miss a short stream).
+        draw(col, now)
+        if col.state == "streaming" and col.text:
+            seen_partial[col.name] = True  # text shown before the response ended
+        if col.state in ("loading", "streaming"):
+            ttft_while_loading.add(_cell(col, "ttft"))
+
+    monkeypatch.setattr(ModelColumn, "_draw", recorded)
     panel = ComparePanel(models=models, store=store, config=_config())
     try:
-        seen_partial: dict[str, bool] = {m.name: False for m in models}
-
         first, second = (m.name for m in models)
         seen_queued = False
-        ttft_while_loading: set[str] = set()
         panel.prompt.value = "Name three colours."
         panel.run_button.click()
         assert panel.running
@@ -180,11 +190,6 @@ def test_run_streams_into_both_columns_and_stores_rows(
             cols = panel.columns
             if cols[first].state != "waiting" and cols[second].state == "waiting":
                 seen_queued = seen_queued or "queued" in cols[second].body.value
-            for name, col in cols.items():
-                if col.state == "streaming" and col.text:
-                    seen_partial[name] = True  # text shown before the response ended
-                if col.state in ("loading", "streaming"):
-                    ttft_while_loading.add(_cell(col, "ttft"))
             time.sleep(0.01)
         assert seen_queued, "the second column never said it was queued"
         # Before the engine's figure arrives the TTFT cell holds a word, never a number.
