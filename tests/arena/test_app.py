@@ -329,9 +329,8 @@ def test_a_vote_completes_while_generation_is_saturated(
         assert time.monotonic() < deadline, "generation never started"
         time.sleep(0.05)
     try:
-        kind, out = api_call(
-            url, "vote", "alice-secret-1", battle["battle_id"], "A", "", timeout=60  # type: ignore[index]
-        )
+        bid = battle["battle_id"]  # type: ignore[index]
+        kind, out = api_call(url, "vote", "alice-secret-1", bid, "A", "", timeout=60)
         still_generating = arena.generating
     finally:
         gate.set()
