@@ -36,7 +36,7 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,9 +223,12 @@ class AnswerPool:
         with self._lock:
             return list(self._answers.get((prompt, model), ()))
 
-    def has(self, prompt: str, models: Iterable[str]) -> bool:
-        """True when every one of ``models`` has an answer to ``prompt``."""
-        return all(self.answers(prompt, m) for m in models)
+    def has(self, prompt: str, models: Iterable[str], exclude: Set[str] = frozenset()) -> bool:
+        """True when every one of ``models`` has an answer to ``prompt`` whose response id
+        is not in ``exclude``."""
+        return all(
+            any(a.response_id not in exclude for a in self.answers(prompt, m)) for m in models
+        )
 
     def __len__(self) -> int:
         with self._lock:
@@ -441,14 +444,7 @@ class Arena:
             # preparing battles: once every answer is stale, the prompt of an open
             # battle may have none left.
             busy = state.busy
-            prompts = [
-                p
-                for p in prompts
-                if all(
-                    any(a.response_id not in busy for a in self.pool.answers(prompt_key(p), m))
-                    for m in (left, right)
-                )
-            ]
+            prompts = [p for p in prompts if self.pool.has(prompt_key(p), (left, right), busy)]
         # Prompts with answers this rater has not been shown yet come first, and among
         # those the ones whose unseen answers name no model or maker.
         seen = state.seen
@@ -496,9 +492,7 @@ class Arena:
             return self._rng.choice(clean or fresh)
         if not self.study.pool_only:
             return None
-        if not pooled:
-            raise ArenaError(NO_FREE_ANSWER)
-        return self._rng.choice(pooled)
+        return self._rng.choice(pooled)  # not empty: the prompt was eligible
 
     def _plan(self, rater: Rater, free: str) -> _Plan:
         """Choose pair, prompt and pooled answers, and reserve them in the store."""
@@ -517,10 +511,10 @@ class Arena:
                 prompt = Prompt(free, id="free", category="free", language=None)
             else:
                 eligible = self._eligible_prompts(state, left, right)
-                if not eligible and state.held:
-                    raise ArenaError(NO_FREE_ANSWER)
                 if not eligible:
-                    raise ArenaError("this study has no prompt to battle on")
+                    raise ArenaError(
+                        NO_FREE_ANSWER if state.held else "this study has no prompt to battle on"
+                    )
                 prompt = self._rng.choice(eligible)
             answers = [self._pick(state, prompt, m) for m in (left, right)]
             generating = None in answers
